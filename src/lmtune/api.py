@@ -1,0 +1,184 @@
+"""The Python API: what the CLI calls and what users import.
+
+    run = lmtune.train({"data": {"train": "reviews.csv"}})
+    run.metrics["test"]["accuracy"], run.predict(["great value", "never again"])
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from accelerate.utils import set_seed
+
+from lmtune import __version__
+from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config
+from lmtune.data import clean_text, read_table, select_columns
+from lmtune.errors import UserError
+from lmtune.io import write_json, write_jsonl, write_text
+from lmtune.methods import apply_method, count_parameters
+from lmtune.models import resolve
+from lmtune.models.load import load_tokenizer
+from lmtune.reporting.model_folder import save_model
+from lmtune.tasks import new_task, saved_task
+from lmtune.training.device import make_accelerator, resolve_precision
+from lmtune.training.loop import Objective, fit
+
+DEMO_DATA = Path(__file__).parent / "resources" / "reviews.csv"
+
+
+def as_config(config: Config | dict | str | Path | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return build_config(config)
+    return load_config(config)
+
+
+@dataclass
+class Run:
+    """A finished training run: its folder, metrics, and the trained model ready to predict."""
+
+    path: Path
+    metrics: dict
+    config: Config
+    _predictor: Predictor | None = field(default=None, repr=False)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    def predict(self, inputs: list[str] | list[dict], batch_size: int = 64) -> list[dict]:
+        if self._predictor is None:
+            self._predictor = Predictor(self.model_dir)
+        return self._predictor.predict(inputs, batch_size)
+
+
+class Predictor:
+    """A trained lmtune model loaded for inference (from a run folder or its model/ folder)."""
+
+    def __init__(self, model_or_run: str | Path, precision: str = "auto"):
+        self.model_dir = model_dir(model_or_run)
+        self.task = saved_task(self.model_dir)
+        self.task.precision = precision
+        spec = ModelConfig(name=str(self.model_dir))
+        self.tokenizer = load_tokenizer(str(self.model_dir), spec)
+        self.model = self.task.build_model(str(self.model_dir), spec).eval()
+
+    def predict(self, inputs: list[str] | list[dict] | pd.DataFrame, batch_size: int = 64) -> list[dict]:
+        rows = inputs if isinstance(inputs, pd.DataFrame) else _rows(inputs)
+        return self.task.predict(self.model, self.tokenizer, rows, batch_size)
+
+    def evaluate(self, data: DataConfig, batch_size: int = 128) -> tuple[dict, list[dict]]:
+        rows = self.task.read_eval(data)
+        features = self.task.encode(rows, self.tokenizer, data)
+        return self.task.evaluate(self.model, self.tokenizer, rows, features, batch_size)
+
+
+def model_dir(model_or_run: str | Path) -> Path:
+    path = Path(model_or_run)
+    if (path / "model" / "lmtune.json").exists():
+        return path / "model"
+    if (path / "lmtune.json").exists():
+        return path
+    raise UserError(f"{path} is neither an lmtune run folder nor an lmtune model folder (no lmtune.json)")
+
+
+def _rows(inputs: list[str] | list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs])
+    frame.index = range(1, len(frame) + 1)
+    return frame
+
+
+def read_inputs(path: str | None, text_column, text_pair_column=None, lines: list[str] | None = None) -> pd.DataFrame:
+    """Unlabelled inputs for predict: a table file, or plain lines (stdin)."""
+    if path is None:
+        rows = _rows([line.rstrip("\n") for line in lines or [] if line.strip()])
+    else:
+        table = read_table(path, expected=[c for c in (text_column, text_pair_column) if c is not None])
+        rows = select_columns(table, {"text": text_column, "text_pair": text_pair_column})
+    return clean_text(rows, [c for c in ("text", "text_pair") if c in rows])
+
+
+def _free_run_dir(cfg: Config) -> Config:
+    """A new run never overwrites an old one: runs/name, runs/name-2, ..."""
+    base, n, name = Path(cfg.output_dir), 1, cfg.name
+    while (base / name).exists():
+        n += 1
+        name = f"{cfg.name}-{n}"
+    return cfg.model_copy(update={"name": name})
+
+
+def train(config: Config | dict | str | Path | None = None, resume: bool = False) -> Run:
+    cfg = as_config(config)
+    if cfg.data.train is None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(DEMO_DATA)})})
+    if not resume:
+        cfg = _free_run_dir(cfg)
+    elif not (cfg.run_dir / "config.yaml").exists():
+        raise UserError(f"nothing to resume in {cfg.run_dir} (no config.yaml); check --name and output_dir")
+    run_dir, t0 = cfg.run_dir, time.perf_counter()
+    set_seed(cfg.train.seed)
+    task = new_task(cfg)
+    splits, data_report = task.load(cfg)
+    path = resolve(cfg.model.name)
+    tokenizer = load_tokenizer(path, cfg.model)
+    features = {split: task.encode(rows, tokenizer, cfg.data) for split, rows in splits.items()}
+    set_seed(cfg.train.seed)  # the new head's initial weights depend on it
+    model = apply_method(task.build_model(path, cfg.model), cfg.method, task.peft_task_type)
+    params = count_parameters(model)
+    accelerator = make_accelerator(cfg.train)
+    task.precision = cfg.train.precision
+    if accelerator.is_main_process:
+        write_text(run_dir / "config.yaml", cfg.to_yaml())
+        accelerator.print(f"run folder: {run_dir}\ntrainable parameters: {params['trainable']:,} of "
+                          f"{params['total']:,} ({params['trainable_pct']}%)")
+
+    batch = cfg.train.eval_batch_size
+    evaluate = None
+    if "validation" in splits:
+        def evaluate(m):
+            return task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)[0]
+    objective = Objective(loss=task.loss, evaluate=evaluate, metric=task.metric,
+                          higher_is_better=task.higher_is_better)
+    train_features = features["train"]
+    result = fit(accelerator, model, train_features, task.collate(tokenizer),
+                 [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume)
+    model = accelerator.unwrap_model(model)
+    if "validation" in splits:
+        task.finish(model, tokenizer, splits["validation"], features["validation"], batch)
+
+    metrics: dict = {"task": task.name, "model": cfg.model.name, "method": cfg.method.name, "params": params,
+                     "data": data_report, "lmtune": __version__, "hardware": hardware(cfg)}
+    predictions: list[dict] = []
+    for split in ("validation", "test"):
+        if split in splits:
+            metrics[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch)
+    metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "stopped_early": result.stopped_early,
+                        "best": result.best, "total_seconds": round(time.perf_counter() - t0, 2)}
+    if accelerator.is_main_process:
+        save_model(model, tokenizer, task, run_dir / "model", cfg)
+        write_jsonl(run_dir / "predictions.jsonl", predictions)
+        write_json(run_dir / "metrics.json", metrics)
+    accelerator.wait_for_everyone()
+    return Run(run_dir, metrics, cfg)
+
+
+def evaluate(model_or_run: str | Path, data: DataConfig, batch_size: int = 128,
+             output: str | Path | None = None) -> dict:
+    """Metrics of a trained model on a labelled file; predictions written beside them when `output`."""
+    metrics, predictions = Predictor(model_or_run).evaluate(data, batch_size)
+    if output:
+        write_json(Path(output) / "metrics.json", metrics)
+        write_jsonl(Path(output) / "predictions.jsonl", predictions)
+    return metrics
+
+
+def hardware(cfg: Config) -> dict:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"device": device, "threads": torch.get_num_threads(),
+            "precision": resolve_precision(cfg.train.precision), "torch": torch.__version__}

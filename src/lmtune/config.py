@@ -1,0 +1,181 @@
+"""The one configuration schema. YAML files, CLI flags and the Python API all validate through `Config`.
+
+Every section forbids unknown keys, so a typo fails loudly with the nearest valid key suggested instead of
+being silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lmtune.errors import ConfigError
+
+Column = str | int  # a header name, or a 0-based position for files without a header
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    train: str | None = Field(None, description="Training file or datasets folder; empty = the bundled demo.")
+    validation: str | None = Field(None, description="Validation file; split off `train` when absent.")
+    test: str | None = Field(None, description="Test file; split off `train` when absent and test_size > 0.")
+    format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "disk"] = "auto"
+    header: bool | None = Field(None, description="Does the CSV/TSV have a header row? None = detect.")
+    text_column: Column = "text"
+    text_pair_column: Column | None = None
+    label_column: Column = "label"
+    label_separator: str | None = Field(None, description="Splits a label cell into several (multi-label).")
+    lowercase: bool = False
+    max_train_rows: int | None = Field(None, gt=0, description="Stratified subsample of the training rows.")
+    validation_size: float = Field(0.1, ge=0, lt=1)
+    test_size: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(256, gt=8, description="Token limit per example (longer inputs are truncated).")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DataConfig:
+        if self.validation_size + self.test_size >= 1:
+            raise ValueError("validation_size + test_size must be below 1")
+        return self
+
+
+class ModelConfig(Section):
+    name: str = Field("minilm", description="Built-in name, local HF folder, or hub id (online only).")
+    revision: str | None = None
+    trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless asked.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
+
+
+class TaskConfig(Section):
+    name: str = "classification"
+    multi_label: bool | None = Field(None, description="None = detect from the labels.")
+    threshold: float | Literal["tune"] = Field(
+        0.5, description="Multi-label decision threshold on sigmoid scores; 'tune' = best micro-F1 on validation.")
+    class_weights: Literal["none", "balanced"] = "none"
+
+
+class MethodConfig(Section):
+    name: Literal["full", "freeze", "head", "lora"] = "full"
+    freeze_layers: int = Field(0, ge=0, description="freeze: bottom N transformer layers frozen (+ embeddings).")
+    lora_r: int = Field(8, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    lora_target_modules: list[str] | None = Field(None, description="None = found for the architecture.")
+
+
+class TrainConfig(Section):
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps.")
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, description="SGD only.")
+    weight_decay: float = Field(0.01, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup: float = Field(0.06, ge=0, description="Warm-up: a fraction of all steps if < 1, else a step count.")
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    group_by_length: bool = True
+    eval_every: int | None = Field(None, gt=0, description="Evaluate every N steps; None = every epoch.")
+    save_every: int | None = Field(None, gt=0, description="Checkpoint every N steps; None = at each eval.")
+    keep_checkpoints: int = Field(1, ge=1)
+    early_stopping_patience: int | None = Field(None, gt=0, description="Evaluations without improvement.")
+    metric: str = Field("auto", description="Validation metric for best model / early stopping.")
+    log_every: int = Field(20, gt=0)
+    threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = all cores.")
+
+
+class Config(Section):
+    name: str = Field("run", description="Run folder name under output_dir.")
+    output_dir: str = "runs"
+    task: TaskConfig = TaskConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    method: MethodConfig = MethodConfig()
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid keys at the level of `loc`'s last element, for 'did you mean' hints."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            near = difflib.get_close_matches(str(e["loc"][-1]), _field_names(Config, e["loc"]), n=1)
+            hint = f"; did you mean {'.'.join([*map(str, e['loc'][:-1]), near[0]])!r}?" if near else ""
+            lines.append(f"unknown key {key!r}{hint}")
+        else:
+            lines.append(f"{key}: {e['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_value(text: str) -> Any:
+    """CLI values are YAML scalars, so `--set train.lr=3e-5` gives a float and `null` gives None."""
+    value = yaml.safe_load(text)
+    return text if isinstance(value, dict) else value
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {p!r} is not a section")
+    node[last] = value
+
+
+def build_config(base: dict | None = None, overrides: list[str] | None = None) -> Config:
+    """Merge `key.sub=value` overrides into a plain dict and validate it once."""
+    data: dict = copy.deepcopy(base or {})
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        set_dotted(data, key.strip(), parse_value(text))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    return build_config(load_yaml(path) if path else {}, overrides)

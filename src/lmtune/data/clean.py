@@ -1,0 +1,59 @@
+"""Text and label clean-up applied before any check, so checks see what the model will see."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterable
+
+import pandas as pd
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN or pd.NA; lists (multi-label cells) are never missing, even when empty."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def clean_string(text: str, lowercase: bool = False) -> str:
+    # NFKC folds look-alike forms into one: full-width Chinese punctuation and digits (，１２３) become their
+    # ASCII forms and non-breaking or ideographic spaces become plain spaces, so the same words tokenise
+    # the same way whichever keyboard or web page they came from.
+    text = " ".join(unicodedata.normalize("NFKC", text).split())
+    return text.lower() if lowercase else text
+
+
+def clean_text(df: pd.DataFrame, columns: Iterable[str], lowercase: bool = False) -> pd.DataFrame:
+    """Strip, collapse whitespace runs to one space, NFKC-normalise and optionally lower-case text columns."""
+    out = df.copy()
+    for col in columns:
+        out[col] = pd.Series([None if is_missing(v) else clean_string(str(v), lowercase) for v in df[col]],
+                             index=df.index, dtype=object)
+    return out
+
+
+def split_labels(df: pd.DataFrame, separator: str | None, column: str = "label") -> pd.DataFrame:
+    """Multi-label cells become sorted lists: 'b, a' -> ['a', 'b'] on ','. A list cell stays a list."""
+    out = df.copy()
+    out[column] = pd.Series([_label_list(v, separator) for v in df[column]], index=df.index, dtype=object)
+    return out
+
+
+def _label_list(value: object, separator: str | None) -> list | None:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if is_missing(value):
+        return None
+    parts = str(value).split(separator) if separator else [str(value)]
+    return sorted({p.strip() for p in parts if p.strip()})
+
+
+def normalise_label(value: object) -> str | list[str] | None:
+    """Labels as strings, so '1' in a CSV and 1 in a JSON file are one class; '' counts as missing."""
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value]
+    if is_missing(value):
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,114 @@
+"""The one loader tasks call for "text (+ text pair) + label" data: read, clean, check, subsample, split."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from lmtune.config import Column, DataConfig
+from lmtune.data.clean import clean_text, normalise_label, split_labels
+from lmtune.data.readers import file_label, read_splits, read_table, select_columns
+from lmtune.data.splits import quality_report, stratified_sample, stratified_split
+from lmtune.data.validate import check_labels_seen, check_required
+from lmtune.errors import DataError
+
+VALIDATION_NAMES = ("validation", "valid", "dev")
+EVAL_SPLITS = ("validation", "test")
+
+
+def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label_column: Column, seed: int, *,
+                  categorical: bool = True, allow_extra_fields: bool = False,
+                  ) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Return ({"train", "validation"[, "test"]: table}, quality report with "sources").
+
+    Tables have the canonical columns (text_columns' keys and "label"); labels are strings, or sorted lists
+    of strings when cfg.label_separator is set or the file holds lists. `categorical=False` is for labels
+    that are not classes (scores): splits are then random and evaluation labels need not occur in training.
+    """
+    if cfg.train is None:
+        raise DataError("no training data given")
+    mapping = {**text_columns, "label": label_column}
+    texts = [name for name, col in text_columns.items() if col is not None]
+    raw, sources = _read(cfg, cfg.train, [c for c in mapping.values() if c is not None], allow_extra_fields)
+    tables = {name: _prepare(df, mapping, texts, cfg) for name, df in raw.items()}
+
+    stratify_on = "label" if categorical else None
+    train = tables.pop("train")
+    if cfg.max_train_rows:
+        train = stratified_sample(train, stratify_on, cfg.max_train_rows, seed)
+    carved = stratified_split(train, stratify_on,
+                              0 if "validation" in tables else cfg.validation_size,
+                              0 if "test" in tables else cfg.test_size, seed)
+    splits = {"train": carved.pop("train")}
+    for name in EVAL_SPLITS:
+        if name in tables:
+            splits[name] = tables[name]
+        elif name in carved:
+            splits[name] = carved[name]
+            sources[name] = f"split of {cfg.train}"
+    if categorical:
+        _return_unseen(splits, list(carved))
+        seen = _label_set(splits["train"])
+        for name in tables:
+            check_labels_seen(seen, splits[name])
+    report = quality_report(splits, texts)
+    report["sources"] = {name: sources[name] for name in splits}
+    return splits, report
+
+
+def _read(cfg: DataConfig, train: str, expected: list[Column],
+          allow_extra: bool) -> tuple[dict[str, pd.DataFrame], dict]:
+    raw: dict[str, pd.DataFrame] = {}
+    if cfg.format == "disk" or (cfg.format == "auto" and Path(train).is_dir()):
+        found = read_splits(train)
+        if "train" not in found:
+            raise DataError(f"the folder has no 'train' split (it has: {', '.join(found)})", file=train)
+        names = {"train": "train", "test": "test",
+                 "validation": next((n for n in VALIDATION_NAMES if n in found), None)}
+        raw = {canon: found[name] for canon, name in names.items() if name is not None and name in found}
+    else:
+        raw["train"] = read_table(train, cfg.format, cfg.header, expected, allow_extra_fields=allow_extra)
+    for name in EVAL_SPLITS:
+        path = getattr(cfg, name)
+        if path is not None:  # a file named in the config wins over a split inside a datasets folder
+            raw[name] = read_table(path, cfg.format, cfg.header, expected, allow_extra_fields=allow_extra)
+    return raw, {name: file_label(df) for name, df in raw.items()}
+
+
+def _prepare(df: pd.DataFrame, mapping: dict[str, Column | None], texts: list[str],
+             cfg: DataConfig) -> pd.DataFrame:
+    df = clean_text(select_columns(df, mapping), texts, cfg.lowercase)
+    df["label"] = pd.Series([normalise_label(v) for v in df["label"]], index=df.index, dtype=object)
+    if cfg.label_separator:
+        df = split_labels(df, cfg.label_separator)
+    check_required(df, [*texts, "label"])
+    return df
+
+
+def _return_unseen(splits: dict[str, pd.DataFrame], carved: list[str]) -> None:
+    """Rows carved out of train whose label is nowhere else in train go back to train.
+
+    A class too rare to stratify can land wholly in a held-out split; the model would then have no output
+    for it. The user cannot fix that by editing a row, so it is repaired here rather than reported.
+    """
+    seen = _label_set(splits["train"])
+    for name in carved:
+        df = splits[name]
+        unseen = pd.Series([any(item not in seen for item in _items(v)) for v in df["label"]], index=df.index,
+                           dtype=bool)
+        if unseen.any():
+            warnings.warn(f"{file_label(df)}: moved {unseen.sum()} {name} row(s) back into train: their "
+                          "labels occur nowhere else in the training data", stacklevel=3)
+            splits["train"] = pd.concat([splits["train"], df[unseen]]).sort_index()
+            splits[name] = df[~unseen]
+            seen |= _label_set(df[unseen])
+
+
+def _label_set(df: pd.DataFrame) -> set:
+    return {item for value in df["label"] for item in _items(value)}
+
+
+def _items(value: object) -> list:
+    return value if isinstance(value, list) else [value]

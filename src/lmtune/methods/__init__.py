@@ -1,0 +1,24 @@
+"""Methods turn a loaded model into the trainable model: which weights learn, and how.
+
+Each method is one module with `apply(model, cfg, peft_task_type) -> model`; `METHODS` maps config names
+to them, so a new method is a new module plus one line here, and the trainer never changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lmtune.config import MethodConfig
+from lmtune.methods import freeze, full, lora
+
+METHODS = {"full": full.apply, "freeze": freeze.apply, "head": freeze.apply_head, "lora": lora.apply}
+
+
+def apply_method(model: torch.nn.Module, cfg: MethodConfig, peft_task_type: str) -> torch.nn.Module:
+    return METHODS[cfg.name](model, cfg, peft_task_type)
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int | float]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total, "trainable_pct": round(100 * trainable / total, 4)}

@@ -1,0 +1,166 @@
+"""Text classification: binary, multi-class, multi-label (sigmoid + threshold) and sentence pairs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
+from lmtune.data import check_labels_seen, load_labelled
+from lmtune.evaluation.classification import best_threshold, multi_label_metrics, single_label_metrics
+from lmtune.evaluation.inference import model_outputs
+from lmtune.models.load import load_model
+
+
+class Classification:
+    name: ClassVar[str] = "classification"
+    peft_task_type: ClassVar[str] = "SEQ_CLS"
+
+    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, pair: bool = False,
+                 max_length: int = 256):
+        self.cfg, self.labels, self.pair, self.max_length = cfg, labels or [], pair, max_length
+        self.multi_label = cfg.multi_label
+        self.threshold = cfg.threshold if isinstance(cfg.threshold, float) else 0.5
+        self.weights: list[float] | None = None
+        self.precision = "auto"
+
+    @property
+    def metric(self) -> str:
+        return "f1_micro" if self.multi_label else "accuracy"
+
+    higher_is_better = True
+
+    # -- data ---------------------------------------------------------------------------------------
+    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
+        d = cfg.data
+        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
+        texts = {"text": d.text_column, "text_pair": d.text_pair_column}
+        splits, report = load_labelled(d, texts, d.label_column, seed=cfg.train.seed)
+        train = splits["train"]
+        if self.multi_label is None:
+            self.multi_label = bool(d.label_separator) or isinstance(train["label"].iloc[0], list)
+        counts = Counter(x for v in train["label"] for x in (v if self.multi_label else [v]))
+        self.labels = sorted(counts, key=_label_order)
+        if self.cfg.class_weights == "balanced":
+            n = sum(counts.values())
+            self.weights = [n / (len(counts) * counts[c]) for c in self.labels]
+        for split, rows in splits.items():
+            if split != "train":
+                check_labels_seen(set(self.labels), rows)
+        report["labels"] = {c: counts[c] for c in self.labels}
+        return splits, report
+
+    def read_eval(self, data: DataConfig) -> pd.DataFrame:
+        """One labelled file, unsplit, checked against the labels the model knows."""
+        whole = data.model_copy(update={"validation": None, "test": None, "validation_size": 0.0,
+                                        "test_size": 0.0, "max_train_rows": None})
+        texts = {"text": data.text_column, "text_pair": data.text_pair_column if self.pair else None}
+        rows = load_labelled(whole, texts, data.label_column, seed=0)[0]["train"]
+        check_labels_seen(set(self.labels), rows)
+        return rows
+
+    def _targets(self, labels: pd.Series) -> list:
+        index = {c: i for i, c in enumerate(self.labels)}
+        if not self.multi_label:
+            return [index[v] for v in labels]
+        return [[float(c in set(v)) for c in self.labels] for v in labels]
+
+    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+        pairs = rows["text_pair"].tolist() if self.pair else None
+        enc = tokenizer(rows["text"].tolist(), pairs, truncation=True, max_length=cfg.max_length)
+        features = [dict(zip(enc.keys(), values, strict=True)) for values in zip(*enc.values(), strict=True)]
+        if "label" in rows:
+            for f, y in zip(features, self._targets(rows["label"]), strict=True):
+                f["labels"] = y
+        return features
+
+    def collate(self, tokenizer):
+        return DataCollatorWithPadding(tokenizer)
+
+    # -- model --------------------------------------------------------------------------------------
+    def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module:
+        problem = "multi_label_classification" if self.multi_label else "single_label_classification"
+        return load_model(AutoModelForSequenceClassification, path, cfg, num_labels=len(self.labels),
+                          id2label=dict(enumerate(self.labels)),
+                          label2id={c: i for i, c in enumerate(self.labels)}, problem_type=problem)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits.float()
+        weight = torch.tensor(self.weights, device=logits.device) if self.weights else None
+        if self.multi_label:
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"].float(),
+                                                                        pos_weight=weight)
+        return torch.nn.functional.cross_entropy(logits, batch["labels"], weight=weight)
+
+    # -- evaluation and prediction ------------------------------------------------------------------
+    def probabilities(self, model, tokenizer, features: list[dict], batch_size: int) -> np.ndarray:
+        # float64: sklearn checks that probabilities sum to 1 tighter than float32 rounding allows
+        logits = model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision).astype(np.float64)
+        if self.multi_label:
+            return 1 / (1 + np.exp(-logits))
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
+        if self.multi_label and self.cfg.threshold == "tune":
+            probs = self.probabilities(model, tokenizer, features, batch_size)
+            self.threshold = best_threshold(probs, np.array([f["labels"] for f in features]))
+
+    def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
+                 batch_size: int) -> tuple[dict, list[dict]]:
+        probs = self.probabilities(model, tokenizer, features, batch_size)
+        gold = np.array([f["labels"] for f in features])
+        if self.multi_label:
+            metrics = multi_label_metrics(probs, gold, self.labels, self.threshold)
+        else:
+            metrics = single_label_metrics(probs, gold, self.labels)
+        records = self._records(rows, probs)
+        for record, y in zip(records, rows["label"], strict=True):
+            record["gold"] = y
+        return metrics, records
+
+    def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
+        features = self.encode(rows.drop(columns=["label"], errors="ignore"), tokenizer,
+                               DataConfig(max_length=self.max_length))
+        return self._records(rows, self.probabilities(model, tokenizer, features, batch_size))
+
+    def _records(self, rows: pd.DataFrame, probs: np.ndarray) -> list[dict]:
+        out = []
+        for (row, text), p in zip(rows["text"].items(), probs, strict=True):
+            record = {"row": int(row), "text": text}
+            if self.pair:
+                record["text_pair"] = rows.at[row, "text_pair"]
+            scores = {c: round(float(s), 6) for c, s in zip(self.labels, p, strict=True)}
+            if self.multi_label:
+                record["labels"] = [c for c, s in scores.items() if s >= self.threshold]
+            else:
+                record["label"] = self.labels[int(p.argmax())]
+                record["score"] = scores[record["label"]]
+            record["probabilities"] = scores
+            out.append(record)
+        return out
+
+    # -- saved state --------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"task": self.name, "labels": self.labels, "multi_label": self.multi_label,
+                "threshold": self.threshold, "pair": self.pair, "max_length": self.max_length}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Classification:
+        cfg = TaskConfig(name=cls.name, multi_label=state["multi_label"], threshold=state["threshold"])
+        return cls(cfg, labels=state["labels"], pair=state["pair"], max_length=state["max_length"])
+
+
+def _label_order(label: str):
+    """Numeric labels sort as numbers (0, 1, 2, 10), others alphabetically: stable ids across runs."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)

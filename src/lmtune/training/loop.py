@@ -1,0 +1,177 @@
+"""The training loop: one screen, task-agnostic.
+
+It sees a model, a tokenised training set, a collator, a loss function and an evaluation function; tasks
+bring everything else. Accelerate wraps devices, mixed precision and multi-process runs (we use its
+`prepare`/`backward`/`accumulate`, never a home-made distributed layer).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from lmtune.config import TrainConfig
+from lmtune.io import append_jsonl
+from lmtune.training import checkpoint
+from lmtune.training.batching import LengthGroupedBatches
+from lmtune.training.optim import build_optimizer, build_scheduler
+from lmtune.training.progress import Meter, TrainProgress
+
+LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
+EvalFn = Callable[[torch.nn.Module], dict]
+
+
+class Interrupted(Exception):
+    """Ctrl-C: a checkpoint was saved, so `--resume` continues where it stopped."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    best: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+@dataclass
+class Objective:
+    """What the loop needs from a task: how to score a batch and how to evaluate the model."""
+
+    loss: LossFn
+    evaluate: EvalFn | None = None
+    metric: str = "loss"
+    higher_is_better: bool = False
+
+
+def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, lengths: list[int],
+        cfg: TrainConfig, objective: Objective, run_dir: Path, resume: bool = False) -> FitResult:
+    sampler = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed, shuffle=True)
+    if not cfg.group_by_length:
+        sampler.group = 1
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
+    per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
+    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, total)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    accelerator.register_for_checkpointing(scheduler)
+
+    ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
+    if resume:
+        state = checkpoint.load_latest(accelerator, ckpt_dir) or state
+    elif accelerator.is_main_process:
+        log_path.unlink(missing_ok=True)
+    best_path = ckpt_dir / checkpoint.BEST
+
+    def log(record: dict) -> None:
+        if accelerator.is_main_process:
+            append_jsonl(log_path, record)
+
+    def save() -> None:
+        state["seconds"] = elapsed()
+        checkpoint.save(accelerator, ckpt_dir, state, cfg.keep_checkpoints)
+
+    started, offset = time.perf_counter(), state["seconds"]
+
+    def elapsed() -> float:
+        return offset + time.perf_counter() - started
+
+    def run_eval() -> bool:
+        """Evaluate, remember the best weights; True when early stopping says stop."""
+        model.eval()
+        t0 = time.perf_counter()
+        metrics = objective.evaluate(accelerator.unwrap_model(model))
+        model.train()
+        value = metrics[objective.metric]
+        record = {"step": state["step"], "epoch": round(state["epoch"] + state["batch"] / len(sampler), 3),
+                  "eval": metrics, "eval_seconds": round(time.perf_counter() - t0, 2)}
+        state["history"].append(record)
+        log(record)
+        best = state["best"]
+        if best is None or (value > best if objective.higher_is_better else value < best):
+            state["best"], state["bad_evals"] = value, 0
+            if accelerator.is_main_process:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                checkpoint.save_trainable(accelerator.unwrap_model(model), best_path)
+        else:
+            state["bad_evals"] += 1
+        progress.note(f"step {state['step']}: {objective.metric} = {value:.4f} (best {state['best']:.4f})")
+        return bool(cfg.early_stopping_patience and state["bad_evals"] >= cfg.early_stopping_patience)
+
+    meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
+    model.train()
+    with TrainProgress(total, state["step"], accelerator.is_main_process) as progress:
+        try:
+            while state["step"] < total and not stop:
+                sampler.set_epoch(state["epoch"])
+                batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
+                for batch in batches:
+                    with accelerator.accumulate(model):
+                        loss = objective.loss(model, batch)
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients:
+                            if cfg.max_grad_norm:
+                                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                            optimizer.step()
+                            scheduler.step()
+                            optimizer.zero_grad(set_to_none=True)
+                    state["batch"] += 1
+                    loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+                    meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
+                    if not accelerator.sync_gradients:
+                        continue
+                    state["step"] += 1
+                    step = state["step"]
+                    if step % cfg.log_every == 0 or step == total:
+                        record = {"step": step, "loss": round(loss_sum / loss_n, 5),
+                                  "lr": scheduler.get_last_lr()[0], "elapsed": round(elapsed(), 2),
+                                  **meter.rates()}
+                        loss_sum, loss_n = 0.0, 0
+                        log(record)
+                        progress.update(step, record)
+                    else:
+                        progress.update(step)
+                    if objective.evaluate and cfg.eval_every and step % cfg.eval_every == 0:
+                        stop = run_eval()
+                        if not cfg.save_every:
+                            save()
+                    if cfg.save_every and step % cfg.save_every == 0:
+                        save()
+                    if stop or step >= total:
+                        break
+                else:
+                    state["epoch"], state["batch"] = state["epoch"] + 1, 0
+                    if objective.evaluate and not cfg.eval_every:
+                        stop = run_eval()
+                        if not cfg.save_every:
+                            save()
+        except KeyboardInterrupt:
+            save()
+            raise Interrupted(f"interrupted at step {state['step']}; checkpoint saved, continue with --resume") \
+                from None
+
+        last_eval = state["history"][-1]["step"] if state["history"] else None
+        if objective.evaluate and last_eval != state["step"]:
+            stop = run_eval() or stop
+    accelerator.wait_for_everyone()
+    if best_path.exists():
+        checkpoint.load_trainable(accelerator.unwrap_model(model), best_path)
+    return FitResult(steps=state["step"], seconds=round(elapsed(), 2),
+                     best=_best_record(state["history"], state["best"], objective.metric),
+                     history=state["history"], stopped_early=stop)
+
+
+def _best_record(history: list[dict], best: float | None, metric: str) -> dict | None:
+    for record in history:
+        if record["eval"][metric] == best:
+            return record
+    return None
