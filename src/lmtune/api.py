@@ -145,6 +145,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
             return task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)[0]
     objective = Objective(loss=task.loss, evaluate=evaluate, metric=task.metric,
                           higher_is_better=task.higher_is_better)
+    before = evaluate(model) if evaluate and cfg.train.eval_before else None
     train_features = features["train"]
     result = fit(accelerator, model, train_features, task.collate(tokenizer),
                  [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume)
@@ -154,6 +155,8 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
 
     metrics: dict = {"task": task.name, "model": cfg.model.name, "method": cfg.method.name, "params": params,
                      "data": data_report, "lmtune": __version__, "hardware": hardware(cfg)}
+    if before is not None:
+        metrics["validation_before"] = before
     predictions: list[dict] = []
     for split in ("validation", "test"):
         if split in splits:

@@ -42,18 +42,16 @@ def _column(value: str | None):
     return None if value is None else parse_value(value)
 
 
-def _print_metrics(metrics: dict) -> None:
-    keys = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "roc_auc", "log_loss", "subset_accuracy", "n"]
-    table = Table(title="metrics")
-    table.add_column("split")
-    shown = [k for k in keys if any(k in (metrics.get(s) or {}) for s in ("validation", "test", "eval"))]
-    for k in shown:
-        table.add_column(k, justify="right")
-    for split in ("validation", "test", "eval"):
-        if isinstance(metrics.get(split), dict):
-            cells = [metrics[split].get(k) for k in shown]
-            table.add_row(split, *["-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-                                   for v in cells])
+def _print_metrics(metrics: dict, limit: int = 12) -> None:
+    """The headline numbers of each evaluated split: its scalar metrics, in the order the task wrote them."""
+    splits = [s for s in ("validation_before", "validation", "test", "eval") if isinstance(metrics.get(s), dict)]
+    keys: list[str] = []
+    for split in splits:
+        keys += [k for k, v in metrics[split].items() if isinstance(v, int | float) and k not in keys]
+    table = Table("metric", *splits, title="metrics")
+    for k in keys[:limit]:
+        cells = [metrics[split].get(k) for split in splits]
+        table.add_row(k, *["-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells])
     Console().print(table)
 
 

@@ -91,6 +91,7 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(1, ge=1)
     early_stopping_patience: int | None = Field(None, gt=0, description="Evaluations without improvement.")
     metric: str = Field("auto", description="Validation metric for best model / early stopping.")
+    eval_before: bool = Field(False, description="Also evaluate before training, for a before/after view.")
     log_every: int = Field(20, gt=0)
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = all cores.")
 

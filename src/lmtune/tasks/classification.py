@@ -100,8 +100,9 @@ class Classification:
 
     # -- evaluation and prediction ------------------------------------------------------------------
     def probabilities(self, model, tokenizer, features: list[dict], batch_size: int) -> np.ndarray:
+        logits = np.stack(model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision))
         # float64: sklearn checks that probabilities sum to 1 tighter than float32 rounding allows
-        logits = model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision).astype(np.float64)
+        logits = logits.astype(np.float64).reshape(len(features), -1)
         if self.multi_label:
             return 1 / (1 + np.exp(-logits))
         logits = logits - logits.max(axis=1, keepdims=True)
