@@ -16,7 +16,7 @@ import torch
 from accelerate.utils import set_seed
 
 from lmtune import __version__
-from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config
+from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
 from lmtune.data import clean_text, read_table, select_columns
 from lmtune.errors import UserError
 from lmtune.io import write_json, write_jsonl, write_text
@@ -113,14 +113,30 @@ def _free_run_dir(cfg: Config) -> Config:
     return cfg.model_copy(update={"name": name})
 
 
+def _resumed_config(cfg: Config) -> Config:
+    """A resumed run keeps its saved config.yaml; only the keys the caller set explicitly override it."""
+    saved = cfg.run_dir / "config.yaml"
+    if not saved.exists():
+        raise UserError(f"nothing to resume in {cfg.run_dir} (no config.yaml); check --name and output_dir")
+    given = {**cfg.model_dump(mode="json", exclude_unset=True), "name": cfg.name, "output_dir": cfg.output_dir}
+    return build_config(_merged(load_yaml(saved), given))  # the run continues in the folder it was found in
+
+
+def _merged(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def train(config: Config | dict | str | Path | None = None, resume: bool = False) -> Run:
     cfg = as_config(config)
+    if resume:
+        cfg = _resumed_config(cfg)
     if cfg.data.train is None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(DEMO_DATA)})})
     if not resume:
         cfg = _free_run_dir(cfg)
-    elif not (cfg.run_dir / "config.yaml").exists():
-        raise UserError(f"nothing to resume in {cfg.run_dir} (no config.yaml); check --name and output_dir")
     run_dir, t0 = cfg.run_dir, time.perf_counter()
     set_seed(cfg.train.seed)
     task = new_task(cfg)
@@ -128,6 +144,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     path = resolve(cfg.model.name)
     tokenizer = load_tokenizer(path, cfg.model)
     features = {split: task.encode(rows, tokenizer, cfg.data) for split, rows in splits.items()}
+    data_report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
     model = apply_method(task.build_model(path, cfg.model), cfg.method, task.peft_task_type)
     params = count_parameters(model)
@@ -137,6 +154,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_text(run_dir / "config.yaml", cfg.to_yaml())
         accelerator.print(f"run folder: {run_dir}\ntrainable parameters: {params['trainable']:,} of "
                           f"{params['total']:,} ({params['trainable_pct']}%)")
+        if data_report["unknown_token_rate"] > 0.02:
+            accelerator.print(f"warning: {data_report['unknown_token_rate']:.0%} of the training tokens are unknown "
+                              f"to {cfg.model.name}'s tokenizer, so the model cannot read much of this text; "
+                              "a model whose vocabulary covers the language (e.g. a byte-level one) will do better")
 
     batch = cfg.train.eval_batch_size
     evaluate = None
@@ -169,6 +190,16 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_json(run_dir / "metrics.json", metrics)
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
+
+
+def unknown_rate(features: list[dict], tokenizer) -> float:
+    """Share of tokens the tokenizer could not represent: the first thing to check when a model
+    underperforms on another language or script (MiniLM, for one, has few Chinese characters)."""
+    unk = tokenizer.unk_token_id
+    if unk is None:  # byte-level tokenizers can represent everything
+        return 0.0
+    total = sum(len(f["input_ids"]) for f in features)
+    return round(sum(f["input_ids"].count(unk) for f in features) / max(total, 1), 4)
 
 
 def evaluate(model_or_run: str | Path, data: DataConfig, batch_size: int = 128,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -178,6 +179,9 @@ def show_config() -> None:
 
 
 def main() -> None:
+    # The CLI prints its own summary; transformers' load reports and save progress bars are noise there.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from lmtune.training.loop import Interrupted
 
     try:

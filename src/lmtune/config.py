@@ -31,13 +31,21 @@ class DataConfig(Section):
     header: bool | None = Field(None, description="Does the CSV/TSV have a header row? None = detect.")
     text_column: Column = "text"
     text_pair_column: Column | None = None
-    label_column: Column = "label"
+    label_column: Column | list[Column] = Field(
+        "label", description="Label column; a list of columns = several numeric targets (regression).")
     label_separator: str | None = Field(None, description="Splits a label cell into several (multi-label).")
+    tag_column: int = Field(-1, description="Token tagging, CoNLL column files: 0-based position of the tag "
+                            "column (the token is column 0); -1 = the last column.")
+    extra_fields: Literal["error", "ignore"] = Field(
+        "error", description="CSV/TSV rows with more fields than the header (or first row): 'ignore' drops the "
+        "extra trailing fields.")
     lowercase: bool = False
     max_train_rows: int | None = Field(None, gt=0, description="Stratified subsample of the training rows.")
     validation_size: float = Field(0.1, ge=0, lt=1)
     test_size: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(256, gt=8, description="Token limit per example (longer inputs are truncated).")
+    doc_stride: int = Field(128, gt=0, description="Question answering: tokens shared by consecutive windows "
+                            "of a context longer than max_length.")
 
     @model_validator(mode="after")
     def _sizes(self) -> DataConfig:
@@ -59,6 +67,13 @@ class TaskConfig(Section):
     threshold: float | Literal["tune"] = Field(
         0.5, description="Multi-label decision threshold on sigmoid scores; 'tune' = best micro-F1 on validation.")
     class_weights: Literal["none", "balanced"] = "none"
+    loss: Literal["mse", "huber"] = Field("mse", description="Regression loss.")
+    standardize_targets: bool = Field(False, description="Regression: train on targets standardised with the "
+                                      "training mean/std; predictions are mapped back to the original units.")
+    mask_probability: float = Field(0.15, gt=0, lt=1, description="Masked LM: share of tokens masked "
+                                    "(of those: 80% [MASK], 10% a random token, 10% unchanged).")
+    max_answer_length: int = Field(30, gt=0, description="Question answering: longest answer span, in tokens.")
+    n_best: int = Field(20, gt=0, description="Question answering: start/end candidates tried per window.")
 
 
 class MethodConfig(Section):

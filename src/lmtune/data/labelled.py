@@ -12,27 +12,33 @@ from lmtune.data.clean import clean_text, normalise_label, split_labels
 from lmtune.data.readers import file_label, read_splits, read_table, select_columns
 from lmtune.data.splits import quality_report, stratified_sample, stratified_split
 from lmtune.data.validate import check_labels_seen, check_required
-from lmtune.errors import DataError
+from lmtune.errors import ConfigError, DataError
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
 EVAL_SPLITS = ("validation", "test")
 
 
-def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label_column: Column, seed: int, *,
-                  categorical: bool = True, allow_extra_fields: bool = False,
+def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label_column: Column | list[Column],
+                  seed: int, *, categorical: bool = True, allow_extra_fields: bool = False,
                   ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Return ({"train", "validation"[, "test"]: table}, quality report with "sources").
 
     Tables have the canonical columns (text_columns' keys and "label"); labels are strings, or sorted lists
     of strings when cfg.label_separator is set or the file holds lists. `categorical=False` is for labels
     that are not classes (scores): splits are then random and evaluation labels need not occur in training.
+    Such labels may come from several columns (a list): each "label" cell is then a list, one value per column.
     """
     if cfg.train is None:
         raise DataError("no training data given")
-    mapping = {**text_columns, "label": label_column}
+    labels = _label_names(label_column)
+    if len(labels) > 1 and (categorical or cfg.label_separator):
+        raise ConfigError("data.label_column lists several columns: that is for numeric targets (task "
+                          "regression) and cannot be combined with data.label_separator; give one label column")
+    mapping = {**text_columns, **labels}
     texts = [name for name, col in text_columns.items() if col is not None]
-    raw, sources = _read(cfg, cfg.train, [c for c in mapping.values() if c is not None], allow_extra_fields)
-    tables = {name: _prepare(df, mapping, texts, cfg) for name, df in raw.items()}
+    allow_extra = allow_extra_fields or cfg.extra_fields == "ignore"
+    raw, sources = _read(cfg, cfg.train, [c for c in mapping.values() if c is not None], allow_extra)
+    tables = {name: _prepare(df, mapping, texts, list(labels), cfg) for name, df in raw.items()}
 
     stratify_on = "label" if categorical else None
     train = tables.pop("train")
@@ -77,13 +83,27 @@ def _read(cfg: DataConfig, train: str, expected: list[Column],
     return raw, {name: file_label(df) for name, df in raw.items()}
 
 
-def _prepare(df: pd.DataFrame, mapping: dict[str, Column | None], texts: list[str],
+def _label_names(label_column: Column | list[Column]) -> dict[str, Column]:
+    """Canonical name -> the user's column: "label", or "label.1", "label.2", ... for several columns."""
+    if not isinstance(label_column, list):
+        return {"label": label_column}
+    if len(label_column) == 1:
+        return {"label": label_column[0]}
+    return {f"label.{i}": col for i, col in enumerate(label_column, start=1)}
+
+
+def _prepare(df: pd.DataFrame, mapping: dict[str, Column | None], texts: list[str], labels: list[str],
              cfg: DataConfig) -> pd.DataFrame:
     df = clean_text(select_columns(df, mapping), texts, cfg.lowercase)
-    df["label"] = pd.Series([normalise_label(v) for v in df["label"]], index=df.index, dtype=object)
+    for col in labels:
+        df[col] = pd.Series([normalise_label(v) for v in df[col]], index=df.index, dtype=object)
     if cfg.label_separator:
         df = split_labels(df, cfg.label_separator)
-    check_required(df, [*texts, "label"])
+    check_required(df, [*texts, *labels], label_columns=labels)
+    if labels != ["label"]:  # several label columns: one list cell per row, in the order given
+        df["label"] = pd.Series([list(v) for v in zip(*(df[c] for c in labels), strict=True)], index=df.index,
+                                dtype=object)
+        df = df.drop(columns=labels)
     return df
 
 

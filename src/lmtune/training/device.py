@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 
 from lmtune.config import TrainConfig
 
@@ -36,5 +37,9 @@ def resolve_precision(choice: str) -> str:
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return Accelerator(mixed_precision=resolve_precision(cfg.precision),
-                       gradient_accumulation_steps=cfg.grad_accum)
+    precision = resolve_precision(cfg.precision)
+    # Accelerate's state is process-wide and refuses a new precision; a second run in the same process
+    # (the Python API, a notebook, tests) may need another one, so that part of the state starts afresh.
+    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)

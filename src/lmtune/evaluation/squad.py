@@ -1,0 +1,94 @@
+"""SQuAD v1.1 exact match and token F1, and the span search that turns start/end logits into an answer.
+
+The metrics are written out here rather than taken from `evaluate`'s "squad" metric, which downloads its
+script from the Hugging Face hub at run time; the official script is a few lines of normalisation and
+counting, reproduced below. Chinese and Japanese are written without spaces, so whitespace tokens would
+make a whole answer one "word"; there answers are compared character by character after removing
+punctuation and whitespace, as Chinese QA evaluation (CMRC 2018, MLQA/XQuAD-zh) does.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+
+import numpy as np
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ASCII_PUNCTUATION = set(string.punctuation)
+# CJK ideographs (with extension A and compatibility forms) and Japanese kana.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+def normalize_answer(text: str, by_char: bool = False) -> str:
+    """SQuAD's normalisation: lower-case, drop ASCII punctuation and English articles, single spaces.
+
+    `by_char`: lower-case and drop all Unicode punctuation and all whitespace (full-width ，。？ included).
+    """
+    text = text.lower()
+    if by_char:
+        return "".join(ch for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
+    text = "".join(ch for ch in text if ch not in _ASCII_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str, by_char: bool = False) -> float:
+    return float(normalize_answer(prediction, by_char) == normalize_answer(gold, by_char))
+
+
+def f1(prediction: str, gold: str, by_char: bool = False) -> float:
+    split = list if by_char else str.split
+    predicted, expected = split(normalize_answer(prediction, by_char)), split(normalize_answer(gold, by_char))
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def question_scores(prediction: str, golds: list[str]) -> tuple[float, float]:
+    """(exact match, F1) against the closest gold answer; character-level when the gold text is CJK."""
+    by_char = any(has_cjk(g) for g in golds)
+    return (max(exact_match(prediction, g, by_char) for g in golds),
+            max(f1(prediction, g, by_char) for g in golds))
+
+
+def squad_metrics(predictions: list[str], golds: list[list[str]]) -> dict:
+    scores = [question_scores(p, g) for p, g in zip(predictions, golds, strict=True)]
+    n = len(scores)
+    return {"exact_match": sum(s[0] for s in scores) / n if n else 0.0,
+            "f1": sum(s[1] for s in scores) / n if n else 0.0, "questions": n}
+
+
+def best_span(context: str, windows: list[tuple[np.ndarray, list]], n_best: int, max_answer_length: int) -> dict:
+    """The highest-scoring answer span over all windows of one context.
+
+    Each window is (logits of shape (tokens, 2) holding start and end logits, offsets): offsets[i] is token
+    i's (start, end) character span in the context, or None for question and special tokens. A span's
+    score is start + end logit; spans must lie in the context, end at or after their start and be at most
+    max_answer_length tokens. `score` in the result is the best span's softmax share of the top n_best
+    spans, a confidence in 0..1 rather than a raw logit sum.
+    """
+    spans = []
+    for logits, offsets in windows:
+        starts = np.argsort(-logits[:, 0], kind="stable")[:n_best]
+        ends = np.argsort(-logits[:, 1], kind="stable")[:n_best]
+        for s in starts:
+            for e in ends:
+                if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > max_answer_length:
+                    continue
+                spans.append((float(logits[s, 0] + logits[e, 1]), offsets[s][0], offsets[e][1]))
+    if not spans:
+        return {"answer": "", "start": 0, "end": 0, "score": 0.0}
+    top = sorted(spans, key=lambda span: -span[0])[:n_best]
+    scores = np.array([span[0] for span in top])
+    share = np.exp(scores - scores.max())
+    _, start, end = top[0]
+    return {"answer": context[start:end], "start": int(start), "end": int(end),
+            "score": round(float(share[0] / share.sum()), 6)}

@@ -1,0 +1,264 @@
+"""Token classification: named entities and any other BIO/BIOES tagging of words.
+
+Each word's tag is predicted at its first sub-token; the other sub-tokens and special tokens carry the
+label -100, which the loss ignores.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import softmax
+from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
+
+from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
+from lmtune.data import quality_report, stratified_sample, stratified_split
+from lmtune.data.conll import locate, read_tagged
+from lmtune.data.readers import file_label
+from lmtune.errors import DataError, UserError
+from lmtune.evaluation.inference import model_outputs
+from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
+from lmtune.models.load import load_model
+
+IGNORE = -100  # the label torch's cross-entropy skips
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
+
+
+class TokenClassification:
+    name: ClassVar[str] = "token-classification"
+    peft_task_type: ClassVar[str] = "TOKEN_CLS"
+    metric = "overall_f1"
+    higher_is_better = True
+
+    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, max_length: int = 256):
+        self.cfg, self.labels, self.max_length = cfg, labels or [], max_length
+        self.precision = "auto"
+
+    @property
+    def bioes(self) -> bool:
+        return any(tag[:2] in ("E-", "S-") for tag in self.labels)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
+        d = cfg.data
+        if d.train is None:
+            raise DataError("no training data given")
+        self.max_length = d.max_length
+        train = read_tagged(d.train, d.format, d.tag_column)
+        if d.max_train_rows:
+            train = stratified_sample(train, None, d.max_train_rows, cfg.train.seed)
+        given = {name: read_tagged(path, d.format, d.tag_column)
+                 for name in ("validation", "test") if (path := getattr(d, name)) is not None}
+        # Sentences hold many tags each, so held-out splits are drawn at random rather than stratified.
+        carved = stratified_split(train, None, 0 if "validation" in given else d.validation_size,
+                                  0 if "test" in given else d.test_size, cfg.train.seed)
+        _return_unseen(carved)
+        splits = {**carved, **given}
+        counts = Counter(tag for tags in splits["train"]["tags"] for tag in tags)
+        self.labels = sorted(counts, key=_tag_order)
+        for name, rows in splits.items():
+            if name != "train":
+                self._check_tags_seen(rows)
+        report = quality_report(splits, ["tokens"], "tags")
+        sources = {name: f"split of {d.train}" for name in carved} | {name: str(getattr(d, name)) for name in given}
+        report["sources"] = sources | {"train": d.train}
+        report["tokens"] = {name: int(rows["tokens"].map(len).sum()) for name, rows in splits.items()}
+        report["labels"] = {tag: counts[tag] for tag in self.labels}
+        return splits, report
+
+    def read_eval(self, data: DataConfig) -> pd.DataFrame:
+        """One labelled file, unsplit, checked against the tags the model knows."""
+        rows = read_tagged(data.train, data.format, data.tag_column)
+        self._check_tags_seen(rows)
+        return rows
+
+    def _check_tags_seen(self, rows: pd.DataFrame) -> None:
+        known = set(self.labels)
+        for sentence, tags in rows["tags"].items():
+            for word, tag in enumerate(tags):
+                if tag not in known:
+                    raise DataError(f"{locate(rows, sentence, word)}: tag {tag!r} never occurs in the training "
+                                    f"data (known tags: {', '.join(self.labels)}); the model has no output for "
+                                    "it: add training sentences with it, or fix the tag", file=file_label(rows))
+
+    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+        features = _encode_words(rows["tokens"].tolist(), tokenizer, cfg.max_length)
+        cut = sum(_words_seen(f["word_ids"]) < len(tokens) for f, tokens in zip(features, rows["tokens"], strict=True))
+        if cut:
+            warnings.warn(f"{file_label(rows) or 'data'}: {cut} of {len(rows)} sentences are longer than "
+                          f"max_length={cfg.max_length} tokens; their last words are not trained on and are "
+                          "predicted 'O' (raise data.max_length to keep them)", stacklevel=2)
+        if "tags" in rows:
+            index = {tag: i for i, tag in enumerate(self.labels)}
+            for f, tags in zip(features, rows["tags"], strict=True):
+                f["labels"] = align_labels(f["word_ids"], [index[t] for t in tags])
+        return features
+
+    def collate(self, tokenizer):
+        pad = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+
+        def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+            return pad([{k: v for k, v in f.items() if k in MODEL_INPUTS} for f in features])
+        return collate
+
+    # -- model --------------------------------------------------------------------------------------
+    def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module:
+        return load_model(AutoModelForTokenClassification, path, cfg, num_labels=len(self.labels),
+                          id2label=dict(enumerate(self.labels)), label2id={t: i for i, t in enumerate(self.labels)})
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits.float()
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(),
+                                                 ignore_index=IGNORE)
+
+    # -- evaluation and prediction ------------------------------------------------------------------
+    def word_tags(self, model, tokenizer, features: list[dict], n_words: list[int],
+                  batch_size: int) -> list[tuple[list[str], list[float]]]:
+        """Repaired tags and scores (softmax probability of the predicted tag) per word, read at each word's
+        first sub-token; words cut off by truncation get 'O' with score 0."""
+        logits = model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision, per_token=True)
+        out = []
+        for f, n, row in zip(features, n_words, logits, strict=True):
+            probs = softmax(row.astype(np.float64), axis=-1)
+            tags, scores = ["O"] * n, [0.0] * n
+            for position, word in first_subtokens(f["word_ids"]).items():
+                best = int(probs[position].argmax())
+                tags[word], scores[word] = self.labels[best], float(probs[position, best])
+            out.append((repair_tags(tags, self.bioes), scores))
+        return out
+
+    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
+        pass  # nothing is tuned after training
+
+    def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
+                 batch_size: int) -> tuple[dict, list[dict]]:
+        gold = rows["tags"].tolist()
+        predicted = self.word_tags(model, tokenizer, features, [len(t) for t in gold], batch_size)
+        tags = [t for t, _ in predicted]
+        metrics = tagging_metrics(gold, tags)
+        metrics["sentences"] = len(rows)
+        metrics["truncated"] = sum(_words_seen(f["word_ids"]) < len(g) for f, g in zip(features, gold, strict=True))
+        records = [{"row": int(row), "tokens": tokens, "gold": g, "tags": t}
+                   for row, tokens, g, t in zip(rows.index, rows["tokens"], gold, tags, strict=True)]
+        return metrics, records
+
+    def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
+        """Entities with character offsets, for raw `text` rows or pre-tokenised `tokens` rows.
+
+        Raw text is split into words by the tokenizer itself (its word_ids), which splits off punctuation the
+        way CoNLL-style training data does; pre-tokenised rows are joined with single spaces.
+        """
+        if "tokens" in rows:
+            words = [[str(w) for w in tokens] for tokens in rows["tokens"]]
+            texts = [" ".join(w) for w in words]
+            features = _encode_words(words, tokenizer, self.max_length)
+            spans = [_joined_spans(w) for w in words]
+        else:
+            texts = ["" if t is None else str(t) for t in rows["text"]]
+            features, spans = _encode_text(texts, tokenizer, self.max_length)
+        predicted = self.word_tags(model, tokenizer, features, [len(s) for s in spans], batch_size)
+        out = []
+        for row, text, span, (tags, scores) in zip(rows.index, texts, spans, predicted, strict=True):
+            record = {"row": int(row), "text": text, "entities": entity_spans(tags, scores, span, text)}
+            if "tokens" in rows:
+                record["tokens"], record["tags"] = rows.at[row, "tokens"], tags
+            out.append(record)
+        return out
+
+    # -- saved state --------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"task": self.name, "labels": self.labels, "max_length": self.max_length}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TokenClassification:
+        return cls(TaskConfig(name=cls.name), labels=state["labels"], max_length=state["max_length"])
+
+
+def _return_unseen(splits: dict[str, pd.DataFrame]) -> None:
+    """Sentences carved out of train with a tag found nowhere else in train go back to train: the model
+    would have no output for that tag, and the user cannot fix a random split by editing a line."""
+    seen = {tag for tags in splits["train"]["tags"] for tag in tags}
+    for name in [n for n in splits if n != "train"]:
+        rows = splits[name]
+        unseen = pd.Series([not seen.issuperset(tags) for tags in rows["tags"]], index=rows.index, dtype=bool)
+        if unseen.any():
+            warnings.warn(f"{file_label(rows)}: moved {unseen.sum()} {name} sentence(s) back into train: they "
+                          "have tags that occur nowhere else in the training data", stacklevel=3)
+            splits["train"] = pd.concat([splits["train"], rows[unseen]]).sort_index()
+            splits[name] = rows[~unseen]
+            seen |= {tag for tags in rows[unseen]["tags"] for tag in tags}
+
+
+def align_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
+    """Label each word's first sub-token; the word's other sub-tokens and special tokens get -100."""
+    labels = [IGNORE] * len(word_ids)
+    for position, word in first_subtokens(word_ids).items():
+        labels[position] = word_labels[word]
+    return labels
+
+
+def first_subtokens(word_ids: list[int | None]) -> dict[int, int]:
+    """Position of each word's first sub-token → the word's index."""
+    out, previous = {}, None
+    for position, word in enumerate(word_ids):
+        if word is not None and word != previous:
+            out[position] = word
+        previous = word
+    return out
+
+
+def _encode_words(words: list[list[str]], tokenizer, max_length: int) -> list[dict]:
+    _require_fast(tokenizer)
+    enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    return [{**{k: enc[k][i] for k in enc}, "word_ids": enc.word_ids(i)} for i in range(len(words))]
+
+
+def _encode_text(texts: list[str], tokenizer, max_length: int) -> tuple[list[dict], list[list[tuple[int, int]]]]:
+    """Features whose word_ids count the tokenizer's words from 0, and each word's character span."""
+    _require_fast(tokenizer)
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    features, spans = [], []
+    for i in range(len(texts)):
+        order: dict[int, int] = {}  # tokenizer word id → 0-based index among the words kept
+        span: list[list[int]] = []
+        for word, (start, end) in zip(enc.word_ids(i), enc["offset_mapping"][i], strict=True):
+            if word is None:
+                continue
+            if word not in order:
+                order[word] = len(span)
+                span.append([start, end])
+            span[order[word]][1] = end
+        features.append({**{k: enc[k][i] for k in enc if k != "offset_mapping"},
+                         "word_ids": [None if w is None else order[w] for w in enc.word_ids(i)]})
+        spans.append([(s, e) for s, e in span])
+    return features, spans
+
+
+def _joined_spans(words: list[str]) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for word in words:
+        spans.append((start, start + len(word)))
+        start += len(word) + 1
+    return spans
+
+
+def _words_seen(word_ids: list[int | None]) -> int:
+    return max((w for w in word_ids if w is not None), default=-1) + 1
+
+
+def _require_fast(tokenizer) -> None:
+    if not tokenizer.is_fast:
+        raise UserError(f"token classification needs a fast tokenizer (for word ids and offsets); "
+                        f"{type(tokenizer).__name__} is a slow one")
+
+
+def _tag_order(tag: str) -> tuple:
+    """'O' first, then grouped by entity type: B-LOC, I-LOC, B-MISC, ... (stable ids across runs)."""
+    return (0, "", 0) if tag == "O" else (1, tag[2:], PREFIX_ORDER[tag[0]])

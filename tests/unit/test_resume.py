@@ -1,0 +1,139 @@
+"""A run killed with SIGKILL mid-training continues from its last checkpoint with `lmtune train --resume`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+LMTUNE = Path(sys.executable).parent / "lmtune"
+MAX_STEPS = 40
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+
+
+def write_data(path: Path) -> None:
+    rows = [f"the film {'good' if i % 2 else 'bad'} {i},{'pos' if i % 2 else 'neg'}" for i in range(60)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+
+
+def squash(text: str) -> str:
+    """Output without whitespace: rich wraps long lines (and paths) at the terminal width."""
+    return "".join(text.split())
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """`lmtune ARGS` through the console script's entry point: (exit code, stdout + stderr)."""
+    from lmtune.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lmtune", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def steps(path: Path) -> list[int]:
+    return [r["step"] for r in read_jsonl(path) if "loss" in r]
+
+
+@pytest.mark.skipif(not LMTUNE.exists(), reason="the lmtune console script is not installed beside python")
+def test_sigkill_then_resume_finishes(tiny_bert, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d.csv"
+    write_data(data)
+    out = tmp_path / "runs"
+    run_dir = out / "killed"
+    args = [str(LMTUNE), "train", "--model", tiny_bert, "--data", str(data), "--output-dir", str(out),
+            "--name", "killed", "--max-steps", str(MAX_STEPS), "--batch-size", "4",
+            "--set", "train.save_every=2", "--set", "train.log_every=1", "--set", "train.threads=1"]
+    with open(tmp_path / "first.log", "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env())
+        try:
+            deadline = time.monotonic() + 120
+            while not list((run_dir / "checkpoints").glob("step-*")):
+                assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint appeared within 120 s"
+                time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # the child is ours; SIGKILL again is harmless if it is already dying
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it could be killed"
+    assert not (run_dir / "model").exists()
+
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*"))
+    resumed_from = checkpoints[-1]
+    assert 2 <= resumed_from < MAX_STEPS
+    assert resumed_from % 2 == 0
+    logged_before = len(steps(run_dir / "train_log.jsonl"))
+    saved_config = (run_dir / "config.yaml").read_text()
+
+    # only the run's name and folder: everything else comes from the run's saved config.yaml. Resumed in this
+    # process through the console script's entry point (saves a second interpreter start-up).
+    code, output = run_cli(monkeypatch, capsys, "train", "--resume", "--name", "killed", "--output-dir", str(out))
+    assert code == 0, output[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["killed"]  # same folder, no killed-2
+    assert (run_dir / "config.yaml").read_text() == saved_config
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == MAX_STEPS
+    assert metrics["model"] == tiny_bert
+    assert (run_dir / "model" / "model.safetensors").is_file()
+
+    after = steps(run_dir / "train_log.jsonl")[logged_before:]
+    assert after == list(range(resumed_from + 1, MAX_STEPS + 1))  # continues, no restart from step 1
+
+
+def test_resume_of_a_missing_run_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, output = run_cli(monkeypatch, capsys, "train", "--resume", "--name", "ghost", "--output-dir",
+                           str(tmp_path / "runs"))
+    assert code == 2
+    assert squash("nothing to resume") in squash(output)
+    assert squash(str(tmp_path / "runs" / "ghost")) in squash(output)
+    assert "Traceback" not in output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_without_a_checkpoint_is_an_error_free_restart_in_place(tiny_bert, tmp_path):
+    """A run killed before its first checkpoint has only config.yaml: resuming trains it from the start,
+    in the same folder, with the saved settings."""
+    from lmtune.api import train
+
+    data = tmp_path / "d.csv"
+    write_data(data)
+    first = train({"name": "r", "output_dir": str(tmp_path / "runs"), "model": {"name": tiny_bert},
+                   "data": {"train": str(data)}, "train": {"max_steps": 2, "batch_size": 8, "log_every": 1}})
+    again = train({"name": "r", "output_dir": str(tmp_path / "runs"), "train": {"max_steps": 3}}, resume=True)
+    assert again.path == first.path
+    assert again.config.model.name == tiny_bert  # from the saved config, not the default model
+    assert again.config.train.batch_size == 8
+    assert again.config.train.max_steps == 3  # given explicitly, so it wins over the saved value
+    assert again.metrics["train"]["steps"] == 3
