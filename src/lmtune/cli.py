@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lmtune.config import Config, DataConfig, load_config, load_yaml, parse_value
-from lmtune.errors import UserError
+from lmtune.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained language models on labelled data.")
@@ -182,13 +182,11 @@ def main() -> None:
     # The CLI prints its own summary; transformers' load reports and save progress bars are noise there.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from lmtune.training.loop import Interrupted
-
     try:
         app()
+    except Interrupted as err:
+        console.print(f"[yellow]{err}[/]", highlight=False)
+        raise SystemExit(err.exit_code) from None
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
         raise SystemExit(err.exit_code) from None
-    except Interrupted as err:
-        console.print(f"[yellow]{err}[/]")
-        raise SystemExit(130) from None

@@ -154,6 +154,11 @@ def _explain(err: ValidationError) -> str:
 def parse_value(text: str) -> Any:
     """CLI values are YAML scalars, so `--set train.lr=3e-5` gives a float and `null` gives None."""
     value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads 3e-5 (no dot) as a string; users mean a number
+            return float(value)
+        except ValueError:
+            return value
     return text if isinstance(value, dict) else value
 
 

@@ -17,6 +17,12 @@ class ModelError(UserError):
     """A model name or folder cannot be resolved, fetched or verified."""
 
 
+class Interrupted(UserError):
+    """Ctrl-C during training: a checkpoint was saved, so `--resume` continues where it stopped."""
+
+    exit_code = 130
+
+
 class DataError(UserError):
     """A data file is unreadable or a row breaks a rule.
 

@@ -81,7 +81,7 @@ def test_extra_columns_are_an_error_unless_ignored(tmp_path):
     cfg = stsb_config(write(tmp_path / "sts.tsv", STSB_LIKE))
     with pytest.raises(DataError, match="row 2") as err:
         Regression(cfg.task).load(cfg)
-    assert "9 fields" in str(err.value)
+    assert "9 fields" in str(err.value) and "data.extra_fields=ignore" in str(err.value)
 
 
 def test_non_numeric_target_names_file_row_and_column(tmp_path):

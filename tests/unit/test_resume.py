@@ -62,28 +62,41 @@ def steps(path: Path) -> list[int]:
     return [r["step"] for r in read_jsonl(path) if "loss" in r]
 
 
-@pytest.mark.skipif(not LMTUNE.exists(), reason="the lmtune console script is not installed beside python")
+def start_and_wait_for_checkpoint(args: list[str], run_dir: Path, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until the caller stops it
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent, env=env())
+    deadline = time.monotonic() + 600
+    try:
+        while not list((run_dir / "checkpoints").glob("step-*")):
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint appeared within 600 s"
+            time.sleep(0.02)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=60)
+        raise
+    return proc
+
+
+def train_args(tiny_bert: str, data: Path, out: Path, name: str, max_steps: int) -> list[str]:
+    return [str(LMTUNE), "train", "--model", tiny_bert, "--data", str(data), "--output-dir", str(out),
+            "--name", name, "--max-steps", str(max_steps), "--batch-size", "4",
+            "--set", "train.save_every=2", "--set", "train.log_every=1", "--set", "train.threads=1"]
+
+
+needs_script = pytest.mark.skipif(not LMTUNE.exists(), reason="the lmtune console script is not installed")
+
+
+@needs_script
 def test_sigkill_then_resume_finishes(tiny_bert, tmp_path, monkeypatch, capsys):
     data = tmp_path / "d.csv"
     write_data(data)
     out = tmp_path / "runs"
     run_dir = out / "killed"
-    args = [str(LMTUNE), "train", "--model", tiny_bert, "--data", str(data), "--output-dir", str(out),
-            "--name", "killed", "--max-steps", str(MAX_STEPS), "--batch-size", "4",
-            "--set", "train.save_every=2", "--set", "train.log_every=1", "--set", "train.threads=1"]
-    with open(tmp_path / "first.log", "wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env())
-        try:
-            deadline = time.monotonic() + 120
-            while not list((run_dir / "checkpoints").glob("step-*")):
-                assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoint appeared within 120 s"
-                time.sleep(0.02)
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            if proc.poll() is None:
-                proc.kill()  # the child is ours; SIGKILL again is harmless if it is already dying
-            proc.wait(timeout=60)
+    proc = start_and_wait_for_checkpoint(train_args(tiny_bert, data, out, "killed", MAX_STEPS), run_dir,
+                                         tmp_path / "first.log")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists(), "the run finished before it could be killed"
     assert not (run_dir / "model").exists()
@@ -137,3 +150,19 @@ def test_resume_without_a_checkpoint_is_an_error_free_restart_in_place(tiny_bert
     assert again.config.train.batch_size == 8
     assert again.config.train.max_steps == 3  # given explicitly, so it wins over the saved value
     assert again.metrics["train"]["steps"] == 3
+
+
+@needs_script
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, tmp_path):
+    data = tmp_path / "d.csv"
+    write_data(data)
+    run_dir = tmp_path / "runs" / "stopped"
+    proc = start_and_wait_for_checkpoint(train_args(tiny_bert, data, tmp_path / "runs", "stopped", 100_000),
+                                         run_dir, tmp_path / "run.log")
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    output = (tmp_path / "run.log").read_text()
+    assert "--resume" in output and "Traceback" not in output
+    state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1].joinpath("trainer_state.json").read_text())
+    logged = steps(run_dir / "train_log.jsonl")
+    assert state["step"] == logged[-1]  # the checkpoint holds the very last step, not an older one

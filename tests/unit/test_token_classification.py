@@ -199,7 +199,7 @@ def test_predict_offsets_from_the_tokenizer(tiny_bert, monkeypatch):
 
     def fixed(model, tokenizer, features, n_words, batch_size):
         assert n_words == [4, 2]  # "Hi", "John", "Smith", "!" ; "Jo", "Smith"
-        return [(["O", "B-PER", "I-PER", "O"], [1.0, 0.5, 0.7, 1.0]), (["I-PER", "I-PER"], [0.5, 0.5])]
+        return [(["O", "B-PER", "I-PER", "O"], [1.0, 0.5, 0.7, 1.0]), (["B-PER", "I-PER"], [0.5, 0.5])]
 
     monkeypatch.setattr(task, "word_tags", fixed)
     out = task.predict(None, tokenizer, pd.DataFrame({"text": ["Hi  John Smith!", "Jo Smith"]}, index=[1, 2]), 8)
@@ -208,8 +208,7 @@ def test_predict_offsets_from_the_tokenizer(tiny_bert, monkeypatch):
     rows = pd.DataFrame({"tokens": [["Hi", "John", "Smith", "!"], ["Jo", "Smith"]]}, index=[1, 2])
     out = task.predict(None, tokenizer, rows, 8)
     assert out[0]["text"] == "Hi John Smith !"
-    assert out[0]["entities"][0] | {"score": None} == {"entity": "PER", "text": "John Smith", "start": 3, "end": 13,
-                                                         "score": None}
+    assert out[0]["entities"] == [{"entity": "PER", "text": "John Smith", "start": 3, "end": 13, "score": 0.6}]
     assert out[0]["tags"] == ["O", "B-PER", "I-PER", "O"]
 
 

@@ -163,7 +163,8 @@ def _width_message(fmt: str, got: int, want: int, header: bool) -> str:
     against = "the header" if header else "the first row"
     hint = ("a tab inside the text splits it; replace tabs in the text" if fmt == "tsv"
             else "quote fields that contain commas or line breaks")
-    return f"malformed row: {got} fields where {against} has {want} ({hint})"
+    extra = "; or set data.extra_fields=ignore to drop extra trailing fields" if got > want else ""
+    return f"malformed row: {got} fields where {against} has {want} ({hint}{extra})"
 
 
 def _json_records(path: Path) -> list:

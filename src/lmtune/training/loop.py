@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from lmtune.config import TrainConfig
+from lmtune.errors import Interrupted
 from lmtune.io import append_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches
@@ -26,10 +27,6 @@ from lmtune.training.progress import Meter, TrainProgress
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
 EvalFn = Callable[[torch.nn.Module], dict]
-
-
-class Interrupted(Exception):
-    """Ctrl-C: a checkpoint was saved, so `--resume` continues where it stopped."""
 
 
 @dataclass
@@ -66,10 +63,10 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
 
     ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
-    if resume:
-        state = checkpoint.load_latest(accelerator, ckpt_dir) or state
-    elif accelerator.is_main_process:
-        log_path.unlink(missing_ok=True)
+    saved = checkpoint.load_latest(accelerator, ckpt_dir) if resume else None
+    state = saved or state
+    if saved is None and accelerator.is_main_process:
+        log_path.unlink(missing_ok=True)  # starting from step 0: the log starts afresh too
     best_path = ckpt_dir / checkpoint.BEST
 
     def log(record: dict) -> None:
