@@ -19,11 +19,13 @@ from lmtune import __version__
 from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
 from lmtune.data import clean_text, read_table, select_columns
 from lmtune.errors import UserError
+from lmtune.evaluation.baselines import run_baselines
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters
 from lmtune.models import resolve
 from lmtune.models.load import load_tokenizer
 from lmtune.reporting.model_folder import save_model
+from lmtune.reporting.report import write_reports
 from lmtune.tasks import new_task, saved_task
 from lmtune.training.device import make_accelerator, resolve_precision
 from lmtune.training.loop import Objective, fit
@@ -160,10 +162,11 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
                               "a model whose vocabulary covers the language (e.g. a byte-level one) will do better")
 
     batch = cfg.train.eval_batch_size
-    evaluate = None
+    evaluate, last = None, {}
     if "validation" in splits:
         def evaluate(m):
-            return task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)[0]
+            last["result"] = task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)
+            return last["result"][0]
     objective = Objective(loss=task.loss, evaluate=evaluate, metric=task.metric,
                           higher_is_better=task.higher_is_better)
     before = evaluate(model) if evaluate and cfg.train.eval_before else None
@@ -171,8 +174,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     result = fit(accelerator, model, train_features, task.collate(tokenizer),
                  [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume)
     model = accelerator.unwrap_model(model)
-    if "validation" in splits:
-        task.finish(model, tokenizer, splits["validation"], features["validation"], batch)
+    # The last evaluation already scored the final weights, unless best-model restore or finish() changed them.
+    unchanged = bool(result.best and result.history and result.best["step"] == result.history[-1]["step"])
+    if "validation" in splits and task.finish(model, tokenizer, splits["validation"], features["validation"], batch):
+        unchanged = False
 
     metrics: dict = {"task": task.name, "model": cfg.model.name, "method": cfg.method.name, "params": params,
                      "data": data_report, "lmtune": __version__, "hardware": hardware(cfg)}
@@ -180,14 +185,18 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         metrics["validation_before"] = before
     predictions: list[dict] = []
     for split in ("validation", "test"):
-        if split in splits:
+        if split == "validation" and unchanged and "result" in last:
+            metrics[split], predictions = last["result"]
+        elif split in splits:
             metrics[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch)
     metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "stopped_early": result.stopped_early,
                         "best": result.best, "total_seconds": round(time.perf_counter() - t0, 2)}
     if accelerator.is_main_process:
         save_model(model, tokenizer, task, run_dir / "model", cfg)
         write_jsonl(run_dir / "predictions.jsonl", predictions)
+        metrics.update(run_baselines(task, splits, predictions))
         write_json(run_dir / "metrics.json", metrics)
+        write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
 

@@ -153,6 +153,18 @@ def _as_csv(results: list[dict]) -> str:
     return buffer.getvalue()
 
 
+@app.command()
+def report(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Rebuild a run's report.html, report.md and model/README.md from the files it wrote."""
+    from lmtune.reporting.model_card import write_model_card
+    from lmtune.reporting.report import build_report
+
+    html, md = build_report(run)
+    console.print(f"report: {html}\n        {md}")
+    if (run / "model").is_dir():
+        console.print(f"model card: {write_model_card(run)}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Show the built-in models and whether they are cached."""

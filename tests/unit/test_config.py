@@ -18,7 +18,7 @@ def test_defaults_validate():
     assert cfg == Config()
     assert cfg.method.name == "full"
     assert cfg.task.name == "classification"
-    assert cfg.train.lr == pytest.approx(5e-5)
+    assert cfg.train.lr == pytest.approx(1e-4)
     assert cfg.run_dir == Path("runs") / "run"
 
 

@@ -11,7 +11,15 @@ from lmtune.api import Predictor, evaluate, train
 from lmtune.config import DataConfig, TaskConfig
 from lmtune.data.squad import article_of, read_squad, split_by_article
 from lmtune.errors import DataError
-from lmtune.evaluation.squad import best_span, exact_match, f1, normalize_answer, question_scores, squad_metrics
+from lmtune.evaluation.squad import (
+    best_span,
+    exact_match,
+    f1,
+    normalize_answer,
+    question_scores,
+    squad_metrics,
+    written_without_spaces,
+)
 from lmtune.tasks.question_answering import QuestionAnswering, span_labels
 
 
@@ -141,15 +149,22 @@ def test_exact_match_and_partial_f1():
 
 def test_chinese_is_scored_by_characters():
     # 北京大学 vs 北京: 2 shared characters, precision 2/4, recall 2/2, F1 = 2 * 0.5 * 1 / 1.5 = 2/3.
-    assert question_scores("北京大学", ["北京"]) == (0.0, pytest.approx(2 / 3))
-    assert question_scores("北京 。", ["北京"]) == (1.0, 1.0)
+    assert question_scores("北京大学", ["北京"], by_char=True) == (0.0, pytest.approx(2 / 3))
+    assert question_scores("北京 。", ["北京"], by_char=True) == (1.0, 1.0)
     # Whitespace tokens would see one word "北京大学" against "北京" and score 0.
     assert f1("北京大学", "北京") == 0.0
+    # A numeric answer in a Chinese text: 308 vs 308分 share 3 of 4 characters, F1 = 2 * 0.75 * 1 / 1.75.
+    assert f1("308分", "308", by_char=True) == pytest.approx(6 / 7)
+
+
+def test_character_scoring_is_chosen_by_the_context():
+    assert written_without_spaces("黑豹队的防守只丢了 308分，在联赛中排名第六 (NFL)")
+    assert not written_without_spaces("The Panthers, coached by 罗恩·里维拉, gave up just 308 points.")
 
 
 def test_scores_take_the_best_gold_answer():
     assert question_scores("Denver Broncos", ["Broncos", "the Denver Broncos"]) == (1.0, 1.0)
-    metrics = squad_metrics(["Broncos", "nothing"], [["Denver Broncos"], ["Panthers"]])
+    metrics = squad_metrics(["Broncos", "nothing"], [["Denver Broncos"], ["Panthers"]], [False, False])
     # F1 of "Broncos" vs "Denver Broncos": precision 1, recall 1/2 -> 2/3; mean over two questions = 1/3.
     assert metrics == {"exact_match": 0.0, "f1": pytest.approx(1 / 3), "questions": 2}
 

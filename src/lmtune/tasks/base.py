@@ -39,8 +39,9 @@ class Task(Protocol):
         """Metrics and one prediction record per row (with the gold value) for predictions.jsonl."""
 
     def finish(self, model: torch.nn.Module, tokenizer, rows: pd.DataFrame, features: Features,
-               batch_size: int) -> None:
-        """Fit what is chosen after training on validation data (e.g. a decision threshold)."""
+               batch_size: int) -> bool | None:
+        """Fit what is chosen after training on validation data (e.g. a decision threshold); True when that
+        changed what the model predicts."""
 
     def predict(self, model: torch.nn.Module, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         """Task-shaped outputs for unlabelled rows in the task's canonical columns."""

@@ -109,10 +109,12 @@ class Classification:
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        if self.multi_label and self.cfg.threshold == "tune":
-            probs = self.probabilities(model, tokenizer, features, batch_size)
-            self.threshold = best_threshold(probs, np.array([f["labels"] for f in features]))
+    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> bool:
+        if not (self.multi_label and self.cfg.threshold == "tune"):
+            return False
+        probs = self.probabilities(model, tokenizer, features, batch_size)
+        self.threshold = best_threshold(probs, np.array([f["labels"] for f in features]))
+        return True
 
     def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
                  batch_size: int) -> tuple[dict, list[dict]]:

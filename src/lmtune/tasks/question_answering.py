@@ -20,7 +20,7 @@ from lmtune.data.splits import stratified_sample
 from lmtune.data.squad import COLUMNS, article_of, check_questions, read_squad, split_by_article
 from lmtune.errors import DataError, UserError
 from lmtune.evaluation.inference import model_outputs
-from lmtune.evaluation.squad import best_span, question_scores, squad_metrics
+from lmtune.evaluation.squad import best_span, question_scores, squad_metrics, written_without_spaces
 from lmtune.models.load import load_model
 
 BOOKKEEPING = ("example", "offsets")  # per-window facts for post-processing, not model inputs
@@ -144,13 +144,14 @@ class QuestionAnswering:
                  batch_size: int) -> tuple[dict, list[dict]]:
         found = self.answers(model, tokenizer, rows, features, batch_size)
         golds = [[a["text"] for a in answers] for answers in rows["answers"]]
+        by_char = [written_without_spaces(context) for context in rows["context"]]
         records = []
-        for (row, record), answer, gold in zip(rows.iterrows(), found, golds, strict=True):
-            em, f1 = question_scores(answer["answer"], gold)
+        for (row, record), answer, gold, chars in zip(rows.iterrows(), found, golds, by_char, strict=True):
+            em, f1 = question_scores(answer["answer"], gold, chars)
             records.append({"row": int(row), "id": record["id"], "question": record["question"], "gold": gold,
                             "prediction": answer["answer"], "start": answer["start"], "end": answer["end"],
                             "score": answer["score"], "exact_match": em, "f1": round(f1, 6)})
-        return squad_metrics([a["answer"] for a in found], golds), records
+        return squad_metrics([a["answer"] for a in found], golds, by_char), records
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         missing = [c for c in ("question", "context") if c not in rows]

@@ -1,0 +1,118 @@
+"""Baselines a fine-tuned classifier has to beat, scored on the very rows the model was evaluated on.
+
+TF-IDF + logistic regression is the classic strong cheap baseline (seconds on CPU); the majority class is the
+floor. Both are fitted on the run's own training split, so a lift over them is a like-for-like comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.dummy import DummyClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline, make_union
+from sklearn.preprocessing import MultiLabelBinarizer
+
+from lmtune.evaluation.bootstrap import paired_lift_ci
+from lmtune.evaluation.classification import multi_label_metrics, single_label_metrics
+
+BASELINES = ("tfidf_logreg", "majority")
+log = logging.getLogger(__name__)
+
+
+def run_baselines(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
+    """{"baselines": ...} for a classification run that asks for them, else {}. A baseline that cannot be
+    fitted (e.g. texts with no usable n-grams) is logged and skipped: it must not cost the trained model."""
+    if task.name != "classification" or not task.cfg.baselines or len(task.labels) < 2 or len(splits) < 2:
+        return {}
+    try:
+        return {"baselines": baseline_metrics(task, splits, predictions)}
+    except ValueError as err:
+        log.warning("baselines skipped: %s", err)
+        return {}
+
+
+def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
+    """{"tfidf_logreg": {split: metrics}, "majority": {...}, "lift": {...}} for a classification task whose
+    labels are set (after `task.load`); `predictions` are the model's records on the last evaluated split."""
+    train = splits["train"]
+    texts, y = _texts(task, train), _targets(task, train["label"])
+    out: dict = {}
+    correct: dict[str, np.ndarray] = {}
+    for name in BASELINES:
+        model = _model(name, task.multi_label).fit(texts, y)
+        out[name] = {}
+        for split in ("validation", "test"):
+            if split in splits:
+                probs = _probabilities(model, _texts(task, splits[split]), len(task.labels))
+                gold = _targets(task, splits[split]["label"])
+                out[name][split] = _scalars(task, probs, gold)
+                correct[name] = _correct(task, probs, gold)  # the last split is the one predictions cover
+    model_correct = np.array([_record_correct(r) for r in predictions], dtype=float)
+    if len(model_correct) >= 2 and len(model_correct) == len(correct["tfidf_logreg"]):
+        lift, low, high = paired_lift_ci(model_correct, correct["tfidf_logreg"])
+        out["lift"] = {"over": "tfidf_logreg", "metric": "subset_accuracy" if task.multi_label else "accuracy",
+                       "split": "test" if "test" in splits else "validation", "lift": lift, "low": low, "high": high}
+    return out
+
+
+def _texts(task, rows: pd.DataFrame) -> list[str]:
+    # A sentence pair becomes one text: a bag-of-n-grams model cannot tell the halves apart anyway.
+    if task.pair:
+        return (rows["text"].astype(str) + " " + rows["text_pair"].astype(str)).tolist()
+    return rows["text"].astype(str).tolist()
+
+
+def _targets(task, labels: pd.Series) -> np.ndarray:
+    if task.multi_label:
+        return MultiLabelBinarizer(classes=task.labels).fit_transform(labels)
+    index = {c: i for i, c in enumerate(task.labels)}
+    return np.array([index[v] for v in labels])
+
+
+def _model(name: str, multi_label: bool):
+    if name == "majority":
+        return DummyClassifier(strategy="prior")
+    # Word 1-2-grams plus character 2-4-grams: the characters carry scripts written without spaces (Chinese).
+    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=100_000),
+                          TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
+                                          max_features=100_000))
+    classifier = LogisticRegression(max_iter=1000)
+    return make_pipeline(features, OneVsRestClassifier(classifier) if multi_label else classifier)
+
+
+def _probabilities(model, texts: list[str], k: int) -> np.ndarray:
+    """(rows, k) probabilities in the task's label order; classes absent from training get 0."""
+    probs = model.predict_proba(texts)
+    if isinstance(probs, list):  # DummyClassifier on a label matrix: per label, columns for the values seen
+        return np.stack([p[:, list(c).index(1)] if 1 in c else np.zeros(len(texts))
+                         for p, c in zip(probs, model.classes_, strict=True)], axis=1)
+    classes = model.classes_
+    out = np.zeros((len(texts), k))
+    out[:, classes] = probs
+    return out
+
+
+def _scalars(task, probs: np.ndarray, gold: np.ndarray) -> dict:
+    """The task's own metrics, numbers only (per-class tables and matrices are the model's to show)."""
+    if task.multi_label:
+        metrics = multi_label_metrics(probs, gold, task.labels, task.threshold)
+    else:
+        metrics = single_label_metrics(probs, gold, task.labels)
+    return {k: v for k, v in metrics.items() if v is None or isinstance(v, int | float)}
+
+
+def _correct(task, probs: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    if task.multi_label:
+        return ((probs >= task.threshold).astype(int) == gold).all(axis=1).astype(float)
+    return (probs.argmax(axis=1) == gold).astype(float)
+
+
+def _record_correct(record: dict) -> bool:
+    if "labels" in record:
+        return sorted(record["labels"]) == sorted(record["gold"])
+    return record["label"] == record["gold"]

@@ -1,0 +1,47 @@
+"""The report as plain data: sections of text, tables and figures, rendered to HTML and Markdown by templates."""
+
+from __future__ import annotations
+
+
+def text(content: str) -> dict:
+    return {"kind": "text", "text": content}
+
+
+def warning(content: str) -> dict:
+    return {"kind": "warning", "text": content}
+
+
+def bullets(items: list[str]) -> dict:
+    return {"kind": "bullets", "items": items}
+
+
+def table(columns: list[str], rows: list[list], caption: str | None = None) -> dict:
+    return {"kind": "table", "columns": columns, "rows": [[cell(v) for v in row] for row in rows], "caption": caption}
+
+
+def figure(name: str, caption: str, png: bytes) -> dict:
+    return {"kind": "figure", "name": name, "caption": caption, "png": png}
+
+
+def section(title: str, blocks: list[dict]) -> dict:
+    return {"title": title, "blocks": blocks}
+
+
+def cell(value) -> str:
+    """Table text: 4 decimals for ratios and losses (3 significant digits below 0.001), thousands separators
+    for counts, '-' for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.1f}"
+        return f"{value:.3g}" if 0 < abs(value) < 0.001 else f"{value:.4f}"  # a learning rate, not 0.0000
+    return str(value)
+
+
+def signed(value: float) -> str:
+    return f"{value:+.4f}"

@@ -1,0 +1,69 @@
+"""The files a run wrote, read back leniently: a report is rebuilt from whatever a run left behind."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from lmtune.errors import UserError
+
+
+@dataclass
+class RunFiles:
+    path: Path
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    log: list[dict] = field(default_factory=list)
+    predictions: list[dict] = field(default_factory=list)
+    model_state: dict = field(default_factory=dict)  # model/lmtune.json: task, labels, base model
+
+    @property
+    def task(self) -> str:
+        return self.metrics.get("task") or self.model_state.get("task") or self.section("task").get("name", "")
+
+    @property
+    def predictions_split(self) -> str:
+        """Training writes predictions for the last split it evaluated: test when there is one."""
+        return "test" if isinstance(self.metrics.get("test"), dict) else "validation"
+
+    @property
+    def eval_splits(self) -> list[str]:
+        return [s for s in ("validation_before", "validation", "test") if isinstance(self.metrics.get(s), dict)]
+
+    def section(self, name: str) -> dict:
+        value = self.config.get(name)
+        return value if isinstance(value, dict) else {}
+
+
+def read_run(path: str | Path) -> RunFiles:
+    path = Path(path)
+    if not (path / "metrics.json").exists() and not (path / "config.yaml").exists():
+        raise UserError(f"{path} is not an lmtune run folder (no metrics.json or config.yaml)")
+    config = _yaml(path / "config.yaml")
+    return RunFiles(path, config=config if isinstance(config, dict) else {}, metrics=_json(path / "metrics.json"),
+                    log=_jsonl(path / "train_log.jsonl"), predictions=_jsonl(path / "predictions.jsonl"),
+                    model_state=_json(path / "model" / "lmtune.json"))
+
+
+def _yaml(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """Lines that do not parse are skipped: a run killed mid-write leaves a half line at the end of its log."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in rows if isinstance(r, dict)]
