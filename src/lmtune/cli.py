@@ -65,7 +65,8 @@ def train(
     validation: Annotated[str | None, Opt(help="Validation file.")] = None,
     test: Annotated[str | None, Opt(help="Test file.")] = None,
     model: Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")] = None,
-    task: Annotated[str | None, Opt(help="classification")] = None,
+    task: Annotated[str | None, Opt(help="classification | regression | token-classification | "
+                                         "question-answering | mlm")] = None,
     method: Annotated[str | None, Opt(help="full | freeze | head | lora")] = None,
     name: Annotated[str | None, Opt(help="Run name (folder under output_dir).")] = None,
     output_dir: Annotated[str | None, Opt(help="Where runs are written.")] = None,

@@ -11,7 +11,7 @@ from lmtune.evaluation.intervals import metric_interval
 from lmtune.io import write_text
 from lmtune.reporting import summary
 from lmtune.reporting.blocks import bullets, section, table, text
-from lmtune.reporting.report import render_markdown
+from lmtune.reporting.render import render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
 
 # The hub ids of the built-in models, for `base_model` (the registry knows them by their wheels only).

@@ -6,25 +6,19 @@ offline and can be mailed as it is; report.md links the same figures from report
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
-
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lmtune.evaluation.intervals import metric_interval
 from lmtune.io import atomic_dir, write_text
 from lmtune.reporting import analysis, summary
 from lmtune.reporting.blocks import section, table, text, warning
+from lmtune.reporting.model_card import write_model_card
+from lmtune.reporting.render import render_html, render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
 
 FIGURES = "report_files"
 log = logging.getLogger(__name__)
-
-templates = Environment(loader=PackageLoader("lmtune.reporting", "templates"), autoescape=select_autoescape(["html"]),
-                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-templates.filters["base64"] = lambda data: base64.b64encode(data).decode("ascii")
-templates.filters["mdcell"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -38,19 +32,13 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         for block in (b for s in sections for b in s["blocks"] if b["kind"] == "figure"):
             (tmp / f"{block['name']}.png").write_bytes(block["png"])
     html, md = run.path / "report.html", run.path / "report.md"
-    write_text(html, templates.get_template("report.html").render(context))
+    write_text(html, render_html(context))
     write_text(md, render_markdown(context))
     return html, md
 
 
-def render_markdown(context: dict) -> str:
-    return templates.get_template("document.md").render(context)
-
-
 def write_reports(run_dir: str | Path) -> None:
     """The report and the model card at the end of training: a failure is logged and the trained run kept."""
-    from lmtune.reporting.model_card import write_model_card
-
     for build in (build_report, write_model_card):
         try:
             build(run_dir)
