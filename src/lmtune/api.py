@@ -173,8 +173,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         def evaluate(m):
             last["result"] = task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)
             return last["result"][0]
-    objective = Objective(loss=task.loss, evaluate=evaluate, metric=task.metric,
-                          higher_is_better=task.higher_is_better)
+    objective = Objective(loss=task.loss, evaluate=evaluate, **selection_metric(cfg.train.metric, task))
     before = evaluate(model) if evaluate and cfg.train.eval_before else None
     train_features = features["train"]
     result = fit(accelerator, model, train_features, task.collate(tokenizer),
@@ -205,6 +204,14 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
+
+
+def selection_metric(name: str, task) -> dict:
+    """The validation metric that picks the best checkpoint: the task's own unless the config names one."""
+    if name == "auto":
+        return {"metric": task.metric, "higher_is_better": task.higher_is_better}
+    lower = any(word in name for word in ("loss", "perplexity", "mse", "mae", "rmse", "error", "ece"))
+    return {"metric": name, "higher_is_better": not lower}
 
 
 def unknown_rate(features: list[dict], tokenizer) -> float:

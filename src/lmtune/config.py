@@ -108,7 +108,8 @@ class TrainConfig(Section):
     save_every: int | None = Field(None, gt=0, description="Checkpoint every N steps; None = at each eval.")
     keep_checkpoints: int = Field(1, ge=1)
     early_stopping_patience: int | None = Field(None, gt=0, description="Evaluations without improvement.")
-    metric: str = Field("auto", description="Validation metric for best model / early stopping.")
+    metric: str = Field("auto", description="Validation metric for best model / early stopping, e.g. f1_macro; "
+                        "'auto' = the task's main metric. Names with loss/perplexity/mse/mae/error: lower is better.")
     eval_before: bool = Field(False, description="Also evaluate before training, for a before/after view.")
     log_every: int = Field(20, gt=0)
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = all cores.")

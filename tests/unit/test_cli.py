@@ -10,20 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from lmtune.cli import main
 from lmtune.config import Config, build_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def squash(text: str) -> str:

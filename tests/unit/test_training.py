@@ -23,13 +23,8 @@ BAD = ["bad", "awful", "hate"]
 NOUNS = ["film", "food", "service"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_csv(path: Path, rows: list[tuple], header: str = "text,label") -> str:
@@ -401,3 +396,16 @@ def test_runs_with_different_precisions_in_one_process(tiny_bert, sentiment_csv,
     assert first.metrics["hardware"]["precision"] == "bf16"
     assert second.metrics["hardware"]["precision"] == "no"
     assert second.metrics["train"]["steps"] == 1
+
+
+def test_configured_selection_metric_is_used_and_unknown_one_is_named(tiny_bert, tmp_path):
+    data = tmp_path / "m.csv"
+    data.write_text("text,label\n" + "\n".join(f"{'good' if i % 2 else 'bad'} film {i},{i % 2}" for i in range(40)))
+    base = {"output_dir": str(tmp_path / "runs"), "model": {"name": tiny_bert}, "data": {"train": str(data)}}
+    run = train({**base, "name": "m", "train": {"max_steps": 6, "eval_every": 1, "lr": 1e-3, "metric": "log_loss"}})
+    evals = [json.loads(line)["eval"] for line in (run.path / "train_log.jsonl").read_text().splitlines()
+             if "eval" in json.loads(line)]
+    assert len(evals) == 6
+    assert run.metrics["train"]["best"]["eval"]["log_loss"] == min(e["log_loss"] for e in evals)  # lower is better
+    with pytest.raises(ConfigError, match="log_losss.*accuracy"):
+        train({**base, "name": "bad", "train": {"max_steps": 2, "metric": "log_losss"}})

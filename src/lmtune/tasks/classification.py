@@ -15,6 +15,7 @@ from lmtune.data import check_labels_seen, load_labelled
 from lmtune.evaluation.classification import best_threshold, multi_label_metrics, single_label_metrics
 from lmtune.evaluation.inference import model_outputs
 from lmtune.models.load import load_model
+from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
 
 
 class Classification:
@@ -125,21 +126,15 @@ class Classification:
         else:
             metrics = single_label_metrics(probs, gold, self.labels)
         records = self._records(rows, probs)
-        for record, y in zip(records, rows["label"], strict=True):
-            record["gold"] = y
-        return metrics, records
+        return metrics, add_gold(records, rows)
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
-        features = self.encode(rows.drop(columns=["label"], errors="ignore"), tokenizer,
-                               DataConfig(max_length=self.max_length))
+        features = encode_unlabelled(self, rows, tokenizer)
         return self._records(rows, self.probabilities(model, tokenizer, features, batch_size))
 
     def _records(self, rows: pd.DataFrame, probs: np.ndarray) -> list[dict]:
-        out = []
-        for (row, text), p in zip(rows["text"].items(), probs, strict=True):
-            record = {"row": int(row), "text": text}
-            if self.pair:
-                record["text_pair"] = rows.at[row, "text_pair"]
+        out = text_records(rows, self.pair)
+        for record, p in zip(out, probs, strict=True):
             scores = {c: round(float(s), 6) for c, s in zip(self.labels, p, strict=True)}
             if self.multi_label:
                 record["labels"] = [c for c, s in scores.items() if s >= self.threshold]
@@ -147,7 +142,6 @@ class Classification:
                 record["label"] = self.labels[int(p.argmax())]
                 record["score"] = scores[record["label"]]
             record["probabilities"] = scores
-            out.append(record)
         return out
 
     # -- saved state --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from lmtune.errors import ConfigError, DataError
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.regression import regression_metrics
 from lmtune.models.load import load_model
+from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
 
 
 class Regression:
@@ -109,27 +110,20 @@ class Regression:
         pred = self.scores(model, tokenizer, features, batch_size)
         metrics = regression_metrics(pred, _gold(rows, len(self.targets)), self.targets)
         records = self._records(rows, pred)
-        for record, y in zip(records, rows["label"], strict=True):
-            record["gold"] = y
-        return metrics, records
+        return metrics, add_gold(records, rows)
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
-        features = self.encode(rows.drop(columns=["label"], errors="ignore"), tokenizer,
-                               DataConfig(max_length=self.max_length))
+        features = encode_unlabelled(self, rows, tokenizer)
         return self._records(rows, self.scores(model, tokenizer, features, batch_size))
 
     def _records(self, rows: pd.DataFrame, pred: np.ndarray) -> list[dict]:
-        out = []
-        for (row, text), p in zip(rows["text"].items(), pred, strict=True):
-            record = {"row": int(row), "text": text}
-            if self.pair:
-                record["text_pair"] = rows.at[row, "text_pair"]
+        out = text_records(rows, self.pair)
+        for record, p in zip(out, pred, strict=True):
             values = [round(float(v), 6) for v in p]
             if len(values) == 1:
                 record["score"] = values[0]
             else:
                 record["scores"] = dict(zip(self.targets, values, strict=True))
-            out.append(record)
         return out
 
     # -- saved state --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from lmtune.config import TrainConfig
-from lmtune.errors import Interrupted
+from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches
@@ -88,6 +88,10 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         t0 = time.perf_counter()
         metrics = objective.evaluate(accelerator.unwrap_model(model))
         model.train()
+        if objective.metric not in metrics:
+            names = ", ".join(k for k, v in metrics.items() if isinstance(v, int | float))
+            raise ConfigError(f"train.metric={objective.metric!r} is not a validation metric here; "
+                              f"choose one of: {names}")
         value = metrics[objective.metric]
         record = {"step": state["step"], "epoch": round(state["epoch"] + state["batch"] / len(sampler), 3),
                   "eval": metrics, "eval_seconds": round(time.perf_counter() - t0, 2)}

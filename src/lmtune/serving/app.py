@@ -1,0 +1,167 @@
+"""The HTTP server: `lmtune serve RUN` wraps a `Predictor` in a FastAPI app with limits, an optional API key
+and micro-batching across clients. Every error a client can cause is a 4xx JSON answer, never a crash."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, model_validator
+from starlette.responses import JSONResponse
+
+from lmtune import __version__
+from lmtune.data import clean_text
+from lmtune.errors import UserError
+from lmtune.serving.batcher import Batcher, Overloaded
+
+log = logging.getLogger("lmtune.serve")
+
+# One input: a text, or an object with the task's fields ({"text", "text_pair"}, {"question", "context"},
+# {"tokens": [...]} for token classification).
+Input = str | dict[str, str | list[str]]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Input] | None = None
+    input: Input | None = None
+
+    @model_validator(mode="after")
+    def one_of(self) -> PredictRequest:
+        if (self.inputs is None) == (self.input is None):
+            raise ValueError('give either "inputs" (a list) or "input" (one item)')
+        if self.inputs is not None and not self.inputs:
+            raise ValueError('"inputs" is empty: give at least one input')
+        return self
+
+    @property
+    def items(self) -> list[Input]:
+        return self.inputs if self.inputs is not None else [self.input]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[dict]
+
+
+class BodyLimit:
+    """Answers 413 to a body over `max_bytes`, by its Content-Length or, when that is absent or wrong, by the
+    bytes actually received; the body is read here and replayed to the app."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await self._too_large(scope, receive, send)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # later calls wait for the client to disconnect, as the server's would
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send):
+        detail = f"request body too large: at most {self.max_bytes} bytes"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_ms: float = 5, max_queue: int = 1024,
+               max_body_bytes: int = 1_000_000, max_inputs: int = 256, max_chars: int = 10_000,
+               api_key: str | None = None, timeout_s: float = 30.0) -> FastAPI:
+    """A FastAPI app serving a trained lmtune run or model folder; the model loads now, so a bad path fails here."""
+    from lmtune.api import Predictor  # torch and transformers: only when an app is made
+
+    predictor = Predictor(model_or_run)
+    batcher = Batcher(lambda inputs: predictor.predict(_frame(inputs), max_batch_size), max_batch_size,
+                      max_wait_ms, max_queue)
+    limits = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
+              "max_body_bytes": max_body_bytes, "max_inputs": max_inputs, "max_chars": max_chars,
+              "timeout_s": timeout_s}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        yield
+        await batcher.close()  # finishes queued and running requests before the server exits
+
+    app = FastAPI(title="lmtune", version=__version__, lifespan=lifespan,
+                  description=f"Predictions of the {predictor.task.name} model in {predictor.model_dir}.")
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.predictor, app.state.batcher = predictor, batcher
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def check_key(given: str | None = Security(key_header)) -> None:
+        if api_key is not None and not (given and secrets.compare_digest(given.encode(), api_key.encode())):
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "queue": batcher.depth}
+
+    @app.get("/info", dependencies=[Depends(check_key)])
+    def info() -> dict:
+        labels = getattr(predictor.task, "labels", None)
+        return {"model_dir": str(predictor.model_dir), "task": predictor.task.name,
+                **({"labels": labels} if labels else {}), "lmtune": __version__, "limits": limits}
+
+    @app.post("/predict", dependencies=[Depends(check_key)])
+    async def predict(request: PredictRequest) -> PredictResponse:
+        items = request.items
+        if len(items) > max_inputs:
+            raise HTTPException(413, f"{len(items)} inputs in one request; at most {max_inputs}: split them")
+        _check_lengths(items, max_chars)
+        try:
+            predictions = await batcher.submit(items, timeout_s)
+        except Overloaded as err:
+            raise HTTPException(503, str(err)) from None
+        except TimeoutError:
+            raise HTTPException(504, f"no prediction within {timeout_s:g} s; retry, or send fewer inputs") from None
+        except UserError as err:
+            raise HTTPException(422, str(err)) from None
+        except Exception as err:
+            log.exception("prediction failed")
+            raise HTTPException(500, f"prediction failed ({type(err).__name__}); see the server log") from None
+        for row, record in enumerate(predictions, 1):
+            if "row" in record:  # numbered within this request, as `lmtune predict` numbers a file's rows
+                record["row"] = row
+        return PredictResponse(predictions=predictions)
+
+    return app
+
+
+def _check_lengths(items: list[Input], max_chars: int) -> None:
+    for i, item in enumerate(items):
+        fields = {"": item} if isinstance(item, str) else item
+        for name, value in fields.items():
+            size = len(value) if isinstance(value, str) else sum(len(v) for v in value)
+            if size > max_chars:
+                where = f"inputs[{i}]" + (f".{name}" if name else "")
+                raise HTTPException(422, f"{where} is {size} characters long; at most {max_chars}")
+
+
+def _frame(inputs: list[Input]) -> pd.DataFrame:
+    """Inputs as the table `lmtune predict` builds from its lines: rows numbered from 1, texts cleaned."""
+    rows = pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs], index=range(1, len(inputs) + 1))
+    return clean_text(rows, [c for c in ("text", "text_pair") if c in rows])
