@@ -155,6 +155,28 @@ def _as_csv(results: list[dict]) -> str:
 
 
 @app.command()
+def serve(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
+    host: Annotated[str, Opt(help="Address to bind. The default 127.0.0.1 serves this machine only; 0.0.0.0 "
+                                  "exposes the model to the network (set --api-key then).")] = "127.0.0.1",
+    port: Annotated[int, Opt()] = 8000,
+    api_key: Annotated[str | None, Opt(envvar="LMTUNE_API_KEY", show_envvar=True,
+                                       help="Require this key in the X-API-Key header (not for /health).")] = None,
+    max_batch_size: Annotated[int, Opt(help="Most inputs in one model call, across requests.")] = 32,
+    max_wait_ms: Annotated[float, Opt(help="How long a batch waits to fill after its first request.")] = 5,
+) -> None:
+    """Serve a trained model over HTTP: POST /predict, GET /health, GET /info, docs at /docs."""
+    import uvicorn
+
+    from lmtune.serving import create_app
+
+    server = create_app(model_or_run, api_key=api_key, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
+    uvicorn.run(server, host=host, port=port)
+
+
+@app.command()
 def report(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """Rebuild a run's report.html, report.md and model/README.md from the files it wrote."""
     from lmtune.reporting.model_card import write_model_card

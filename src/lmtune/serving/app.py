@@ -7,11 +7,12 @@ import logging
 import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import JSONResponse
 
 from lmtune import __version__
@@ -23,7 +24,7 @@ log = logging.getLogger("lmtune.serve")
 
 # One input: a text, or an object with the task's fields ({"text", "text_pair"}, {"question", "context"},
 # {"tokens": [...]} for token classification).
-Input = str | dict[str, str | list[str]]
+Input = str | Annotated[dict[str, str | list[str]], Field(min_length=1)]
 
 
 class PredictRequest(BaseModel):
@@ -140,6 +141,9 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
             raise HTTPException(504, f"no prediction within {timeout_s:g} s; retry, or send fewer inputs") from None
         except UserError as err:
             raise HTTPException(422, str(err)) from None
+        except KeyError as err:  # the tasks read their input fields as table columns: one was not sent
+            raise HTTPException(422, f"the inputs lack the field {err}, which a {predictor.task.name} model "
+                                     "reads") from None
         except Exception as err:
             log.exception("prediction failed")
             raise HTTPException(500, f"prediction failed ({type(err).__name__}); see the server log") from None
