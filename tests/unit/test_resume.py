@@ -58,7 +58,10 @@ def steps(path: Path) -> list[int]:
 
 def start_and_wait_for_checkpoint(args: list[str], run_dir: Path, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it until the caller stops it
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent, env=env())
+    # A shell that runs pytest in the background leaves SIGINT ignored, and children inherit that; a user's
+    # terminal does not, so give the child the default Ctrl-C behaviour back.
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent, env=env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600
     try:
         while not list((run_dir / "checkpoints").glob("step-*")):
@@ -147,13 +150,14 @@ def test_resume_without_a_checkpoint_is_an_error_free_restart_in_place(tiny_bert
 
 
 @needs_script
-def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, tmp_path, sig):
     data = tmp_path / "d.csv"
     write_data(data)
     run_dir = tmp_path / "runs" / "stopped"
     proc = start_and_wait_for_checkpoint(train_args(tiny_bert, data, tmp_path / "runs", "stopped", 100_000),
                                          run_dir, tmp_path / "run.log")
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, sig)
     assert proc.wait(timeout=120) == 130
     output = (tmp_path / "run.log").read_text()
     assert "--resume" in output and "Traceback" not in output

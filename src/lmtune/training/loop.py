@@ -8,8 +8,11 @@ bring everything else. Accelerate wraps devices, mixed precision and multi-proce
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +113,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
 
     meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
     model.train()
-    with TrainProgress(total, state["step"], accelerator.is_main_process) as progress:
+    with TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt():
         try:
             while state["step"] < total and not stop:
                 sampler.set_epoch(state["epoch"])
@@ -169,6 +172,23 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     return FitResult(steps=state["step"], seconds=round(elapsed(), 2),
                      best=_best_record(state["history"], state["best"], objective.metric),
                      history=state["history"], stopped_early=stop)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Schedulers and `kill` stop jobs with SIGTERM: treat it like Ctrl-C, so the run saves a checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _best_record(history: list[dict], best: float | None, metric: str) -> dict | None:
