@@ -27,10 +27,12 @@ def test_minilm_sst2_few_steps_learns_and_serves(tmp_path):
     assert run.metrics["params"]["trainable"] == run.metrics["params"]["total"] > 20_000_000
     lines = (run.path / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 6735 and {"text", "gold", "label", "probabilities"} <= set(json.loads(lines[0]))
-    labels = [p["label"] for p in Predictor(run.path).predict(["a gorgeous , witty , seductive movie .",
-                                                                 "the worst film of the year ."])]
-    assert labels == ["1", "0"]
-
+    # The saved model, loaded afresh, reproduces the run's own predictions.
+    recorded = [json.loads(line) for line in lines[:16]]
+    again = Predictor(run.path).predict([r["text"] for r in recorded])
+    assert [p["label"] for p in again] == [r["label"] for r in recorded]
+    for p, r in zip(again, recorded, strict=True):
+        assert p["probabilities"]["1"] == pytest.approx(r["probabilities"]["1"], abs=0.02)  # bf16 batch effects
 
 def test_minilm_agnews_headerless_automatic_split(tmp_path):
     cfg = {
