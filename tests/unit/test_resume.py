@@ -158,7 +158,13 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, 
     proc = start_and_wait_for_checkpoint(train_args(tiny_bert, data, tmp_path / "runs", "stopped", 100_000),
                                          run_dir, tmp_path / "run.log")
     os.kill(proc.pid, sig)
-    assert proc.wait(timeout=120) == 130
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a 100,000-step run behind a failed test
+            proc.kill()
+            proc.wait(timeout=60)
+    assert code == 130
     output = (tmp_path / "run.log").read_text()
     assert "--resume" in output and "Traceback" not in output
     state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1].joinpath("trainer_state.json").read_text())
