@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import string
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,25 @@ def tiny_bert(tmp_path_factory) -> str:
                         intermediate_size=64, max_position_embeddings=128)
     BertForMaskedLM(config).save_pretrained(folder)
     return str(folder)
+
+
+def squash(text: str) -> str:
+    """Output without whitespace: rich wraps long lines (and paths) at the terminal width."""
+    return "".join(text.split())
+
+
+def lmtune(monkeypatch, capsys, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """`lmtune ARGS` as the console script runs it: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("COLUMNS", "200")  # tables created during the call are not cut
+    monkeypatch.setattr(sys, "argv", ["lmtune", *args])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    from lmtune.cli import main
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

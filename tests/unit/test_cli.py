@@ -4,39 +4,17 @@ exit codes, error messages without tracebacks, predict/evaluate/config/models ou
 from __future__ import annotations
 
 import csv
-import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import lmtune, squash
 
-from lmtune.cli import main
 from lmtune.config import Config, build_config
 
 # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose a lot.
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def squash(text: str) -> str:
-    """Output without whitespace: rich wraps long lines (and paths) at the terminal width."""
-    return "".join(text.split())
-
-
-def lmtune(monkeypatch, capsys, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """`lmtune ARGS` as the console script runs it: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "200")  # tables created during the call are not cut
-    monkeypatch.setattr(sys, "argv", ["lmtune", *args])
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def write_data(path: Path, n: int = 40) -> Path:

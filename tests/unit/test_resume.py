@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import lmtune, squash
 
 LMTUNE = Path(sys.executable).parent / "lmtune"
 MAX_STEPS = 40
@@ -27,25 +28,6 @@ def env() -> dict:
 def write_data(path: Path) -> None:
     rows = [f"the film {'good' if i % 2 else 'bad'} {i},{'pos' if i % 2 else 'neg'}" for i in range(60)]
     path.write_text("text,label\n" + "\n".join(rows) + "\n")
-
-
-def squash(text: str) -> str:
-    """Output without whitespace: rich wraps long lines (and paths) at the terminal width."""
-    return "".join(text.split())
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """`lmtune ARGS` through the console script's entry point: (exit code, stdout + stderr)."""
-    from lmtune.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lmtune", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -107,7 +89,9 @@ def test_sigkill_then_resume_finishes(tiny_bert, tmp_path, monkeypatch, capsys):
 
     # only the run's name and folder: everything else comes from the run's saved config.yaml. Resumed in this
     # process through the console script's entry point (saves a second interpreter start-up).
-    code, output = run_cli(monkeypatch, capsys, "train", "--resume", "--name", "killed", "--output-dir", str(out))
+    code, out_text, err_text = lmtune(monkeypatch, capsys, "train", "--resume", "--name", "killed", "--output-dir",
+                                      str(out))
+    output = out_text + err_text
     assert code == 0, output[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["killed"]  # same folder, no killed-2
     assert (run_dir / "config.yaml").read_text() == saved_config
@@ -123,8 +107,9 @@ def test_sigkill_then_resume_finishes(tiny_bert, tmp_path, monkeypatch, capsys):
 
 def test_resume_of_a_missing_run_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, output = run_cli(monkeypatch, capsys, "train", "--resume", "--name", "ghost", "--output-dir",
-                           str(tmp_path / "runs"))
+    code, out_text, err_text = lmtune(monkeypatch, capsys, "train", "--resume", "--name", "ghost", "--output-dir",
+                                      str(tmp_path / "runs"))
+    output = out_text + err_text
     assert code == 2
     assert squash("nothing to resume") in squash(output)
     assert squash(str(tmp_path / "runs" / "ghost")) in squash(output)
