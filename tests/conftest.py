@@ -49,6 +49,20 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tiny_bert, tmp_path_factory) -> Path:
+    """A tiny trained classification run (labels good/bad) for tests that predict or serve."""
+    from lmtune.api import train
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    rows = [(f"the film {'good' if i % 2 else 'bad'} {i}", "good" if i % 2 else "bad") for i in range(20)]
+    (folder / "train.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows), encoding="utf-8")
+    run = train({"name": "s", "output_dir": str(folder / "runs"), "model": {"name": tiny_bert},
+                 "data": {"train": str(folder / "train.csv"), "max_length": 32},
+                 "train": {"max_steps": 2, "batch_size": 8, "eval_batch_size": 32, "seed": 1}})
+    return run.path
+
+
 def squash(text: str) -> str:
     """Output without whitespace: rich wraps long lines (and paths) at the terminal width."""
     return "".join(text.split())

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,7 @@ import torch
 from accelerate.utils import set_seed
 
 from lmtune import __version__
-from lmtune.config import Column, Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
-from lmtune.data import clean_text, read_table
+from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
 from lmtune.errors import UserError
 from lmtune.evaluation.baselines import run_baselines
 from lmtune.io import write_json, write_jsonl, write_text
@@ -95,21 +93,6 @@ def _rows(inputs: list[str] | list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs])
     frame.index = range(1, len(frame) + 1)
     return frame
-
-
-def read_inputs(path: str | None, text_column: Column = "text", text_pair_column: Column | None = None,
-                lines: list[str] | None = None) -> pd.DataFrame:
-    """Unlabelled inputs for predict: a table file, or stdin lines — plain text, or JSON objects for tasks whose
-    inputs have several fields ({"question": ..., "context": ...}). Other columns pass through to the task."""
-    if path is None:
-        rows = _rows([json.loads(line) if line.lstrip().startswith("{") else line.rstrip("\n")
-                      for line in lines or [] if line.strip()])
-    else:
-        # Positions mean a file without a header; names mean one with a header.
-        rows = read_table(path, expected=[c for c in (text_column, text_pair_column) if isinstance(c, int)])
-        named = {"text": text_column, "text_pair": text_pair_column}
-        rows = rows.rename(columns={c: canon for canon, c in named.items() if c is not None and c in rows.columns})
-    return clean_text(rows, [c for c in ("text", "text_pair") if c in rows])
 
 
 def _free_run_dir(cfg: Config) -> Config:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -121,37 +119,23 @@ def _run_data_config(model_or_run: str) -> DataConfig:
 @app.command()
 def predict(
     model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
-    input: Annotated[str | None, Opt("--input", "-i", help="CSV/TSV/JSON(L)/Parquet; default: lines on stdin.")] = None,
+    input: Annotated[str | None, Opt("--input", "-i", help="CSV/TSV/JSON(L)/Parquet/.txt; default: stdin lines "
+                                     "(text, or JSON objects for multi-field inputs).")] = None,
     output: Annotated[Path | None, Opt("--output", "-o", help=".jsonl or .csv; default: JSONL on stdout.")] = None,
     text_column: Annotated[str, Opt()] = "text",
     text_pair_column: Annotated[str | None, Opt()] = None,
     batch_size: Annotated[int, Opt()] = 64,
+    chunk_rows: Annotated[int, Opt(help="Rows read, predicted and written at a time (bounds memory).")] = 10_000,
+    resume: Annotated[bool, Opt(help="Continue an interrupted job from the rows its .jsonl output holds.")] = False,
 ) -> None:
-    """Predict labels and probabilities for unlabelled texts."""
-    from lmtune.api import Predictor, read_inputs
+    """Predict for unlabelled inputs; streams large files in constant memory, in input order."""
+    from lmtune.serving.batch_predict import predict_file
 
-    rows = read_inputs(input, _column(text_column), _column(text_pair_column),
-                       lines=None if input else sys.stdin.readlines())
-    results = Predictor(model_or_run).predict(rows, batch_size)
-    text = _as_csv(results) if output and output.suffix == ".csv" else \
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    total = predict_file(model_or_run, input, output, text_column=_column(text_column),
+                         text_pair_column=_column(text_pair_column), batch_size=batch_size, chunk_rows=chunk_rows,
+                         resume=resume)
     if output:
-        from lmtune.io import write_text
-
-        write_text(output, text)
-        console.print(f"{len(results)} predictions written to {output}")
-    else:
-        sys.stdout.write(text)
-
-
-def _as_csv(results: list[dict]) -> str:
-    buffer = io.StringIO()
-    flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v) for k, v in r.items()}
-            for r in results]
-    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]) if flat else ["row"])
-    writer.writeheader()
-    writer.writerows(flat)
-    return buffer.getvalue()
+        console.print(f"{total} predictions in {output}")
 
 
 @app.command()

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from lmtune.api import train
 from lmtune.errors import UserError
 from lmtune.serving import create_app
 
@@ -19,14 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_bert, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("serve")
-    rows = [(f"the film {'good' if i % 2 else 'bad'} {i}", "good" if i % 2 else "bad") for i in range(20)]
-    (folder / "train.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows), encoding="utf-8")
-    run = train({"name": "s", "output_dir": str(folder / "runs"), "model": {"name": tiny_bert},
-                 "data": {"train": str(folder / "train.csv"), "max_length": 32},
-                 "train": {"max_steps": 2, "batch_size": 8, "eval_batch_size": 32, "seed": 1}})
-    return run.path
+def run_dir(tiny_run) -> Path:
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 A task reads its data into canonical columns, builds its model head, tokenises, scores a batch, evaluates
 and predicts. The trainer sees only what `Objective` carries; the API only calls this protocol.
+Tasks that support cross-validation (classification, regression) also have `learn(cfg, splits) -> report`:
+load()'s second half, learning labels/scaling from train rows that were already read and split elsewhere.
 """
 
 from __future__ import annotations

@@ -39,9 +39,15 @@ class Classification:
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
         d = cfg.data
-        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
         texts = {"text": d.text_column, "text_pair": d.text_pair_column}
         splits, report = load_labelled(d, texts, d.label_column, seed=cfg.train.seed)
+        return splits, {**report, **self.learn(cfg, splits)}
+
+    def learn(self, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
+        """Learn the label set (and class weights) from splits already read: apart from load(), cross-validation
+        calls it once per fold, so each fold's model knows only its own training rows' labels."""
+        d = cfg.data
+        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
         train = splits["train"]
         if self.multi_label is None:
             self.multi_label = bool(d.label_separator) or isinstance(train["label"].iloc[0], list)
@@ -53,8 +59,7 @@ class Classification:
         for split, rows in splits.items():
             if split != "train":
                 check_labels_seen(set(self.labels), rows)
-        report["labels"] = {c: counts[c] for c in self.labels}
-        return splits, report
+        return {"labels": {c: counts[c] for c in self.labels}}
 
     def read_eval(self, data: DataConfig) -> pd.DataFrame:
         """One labelled file, unsplit, checked against the labels the model knows."""

@@ -39,23 +39,29 @@ class Regression:
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
         d = cfg.data
-        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
         columns = _columns(d.label_column)
-        self.targets = [str(c) for c in columns]
         texts = {"text": d.text_column, "text_pair": d.text_pair_column}
         splits, report = load_labelled(d, texts, d.label_column, seed=cfg.train.seed, categorical=False)
         splits = {name: _numeric(rows, columns) for name, rows in splits.items()}
+        return splits, {**report, **self.learn(cfg, splits)}
+
+    def learn(self, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
+        """Learn the target scaling from splits already read (numeric labels): apart from load(),
+        cross-validation calls it once per fold, so no fold's scaling sees its held-out rows."""
+        d = cfg.data
+        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
+        columns = _columns(d.label_column)
+        self.targets = [str(c) for c in columns]
         gold = _gold(splits["train"], len(columns))
         if self.cfg.standardize_targets:
             self.mean, self.std = gold.mean(axis=0), gold.std(axis=0)
             self.std[self.std == 0] = 1.0  # a constant target: nothing to scale
         else:
             self.mean, self.std = np.zeros(len(columns)), np.ones(len(columns))
-        report["targets"] = {name: {"mean": round(float(gold[:, i].mean()), 6),
-                                    "std": round(float(gold[:, i].std()), 6),
-                                    "min": float(gold[:, i].min()), "max": float(gold[:, i].max())}
-                             for i, name in enumerate(self.targets)}
-        return splits, report
+        return {"targets": {name: {"mean": round(float(gold[:, i].mean()), 6),
+                                   "std": round(float(gold[:, i].std()), 6),
+                                   "min": float(gold[:, i].min()), "max": float(gold[:, i].max())}
+                            for i, name in enumerate(self.targets)}}
 
     def read_eval(self, data: DataConfig) -> pd.DataFrame:
         """One labelled file, unsplit, with as many target columns as the model predicts."""

@@ -1,0 +1,76 @@
+"""`lmtune predict` over files of any size: streamed in chunks, written as it goes, resumable.
+
+Within a chunk the task's inference sorts inputs by length (little padding) and restores their order, so
+output row i always answers input row i.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable
+from contextlib import nullcontext
+from pathlib import Path
+
+from lmtune.api import Predictor
+from lmtune.config import Column
+from lmtune.data.stream import iter_chunks
+from lmtune.errors import UserError
+
+
+def predict_file(model_or_run: str | Path, path: str | None, output: Path | None, *, text_column: Column = "text",
+                 text_pair_column: Column | None = None, batch_size: int = 64, chunk_rows: int = 10_000,
+                 resume: bool = False, lines: Iterable[str] | None = None) -> int:
+    """Predict every input row; returns how many rows the output now holds."""
+    as_csv = output is not None and output.suffix.lower() == ".csv"
+    if resume and (output is None or as_csv):
+        raise UserError("--resume needs a .jsonl --output: it continues from the rows already written there")
+    done = _complete_lines(output) if resume and output.exists() else 0
+    predictor = Predictor(model_or_run)
+    total, header = done, not done
+    with _sink(output, append=bool(done)) as sink:
+        for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done):
+            results = predictor.predict(chunk, batch_size)
+            sink.write(_csv(results, header) if as_csv else
+                       "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+            header = False
+            sink.flush()
+            if output:  # a killed job loses at most the chunk being written
+                os.fsync(sink.fileno())
+            total += len(results)
+    return total
+
+
+def _sink(output: Path | None, append: bool):
+    if output is None:
+        return nullcontext(sys.stdout)
+    return open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115 - caller's `with`
+
+
+def _complete_lines(path: Path) -> int:
+    """Lines fully written to a JSONL file; a line cut off by a kill is removed, to be predicted again."""
+    count, last_newline, offset = 0, 0, 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            if (i := block.rfind(b"\n")) >= 0:
+                last_newline = offset + i + 1
+            offset += len(block)
+    if last_newline != offset:
+        with open(path, "r+b") as handle:
+            handle.truncate(last_newline)
+    return count
+
+
+def _csv(results: list[dict], header: bool) -> str:
+    buffer = io.StringIO()
+    flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v) for k, v in r.items()}
+            for r in results]
+    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]) if flat else ["row"])
+    if header:
+        writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()
