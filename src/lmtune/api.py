@@ -17,7 +17,8 @@ from accelerate.utils import set_seed
 
 from lmtune import __version__
 from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
-from lmtune.errors import UserError
+from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, summarise, write_results
+from lmtune.errors import ConfigError, UserError
 from lmtune.evaluation.baselines import run_baselines
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters
@@ -120,18 +121,23 @@ def _merged(base: dict, top: dict) -> dict:
     return out
 
 
-def train(config: Config | dict | str | Path | None = None, resume: bool = False) -> Run:
+def train(config: Config | dict | str | Path | None = None, resume: bool = False, *,
+          splits: dict[str, pd.DataFrame] | None = None) -> Run:
+    """Fine-tune one model. `splits` ({"train", "validation"[, "test"]: rows in the task's columns}) replaces
+    reading and splitting data.train; cross_validate passes each fold that way."""
     cfg = as_config(config)
     if resume:
         cfg = _resumed_config(cfg)
-    if cfg.data.train is None:
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(DEMO_DATA)})})
+    cfg = _with_demo_data(cfg)
     if not resume:
         cfg = _free_run_dir(cfg)
     run_dir, t0 = cfg.run_dir, time.perf_counter()
     set_seed(cfg.train.seed)
     task = new_task(cfg)
-    splits, data_report = task.load(cfg)
+    if splits is None:
+        splits, data_report = task.load(cfg)
+    else:
+        data_report = fold_report(task, cfg, splits)
     path = resolve(cfg.model.name)
     tokenizer = load_tokenizer(path, cfg.model)
     features = {split: task.encode(rows, tokenizer, cfg.data) for split, rows in splits.items()}
@@ -187,6 +193,39 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
+
+
+
+def _with_demo_data(cfg: Config) -> Config:
+    if cfg.data.train is not None:
+        return cfg
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(DEMO_DATA)})})
+
+
+def cross_validate(config: Config | dict | str | Path | None = None, folds: int = 5) -> dict:
+    """K-fold cross-validation over the training file: fold i trains runs/<name>/fold-<i> with fold i held out
+    as its validation split. Writes runs/<name>/cv.json and cv.md (per-fold metrics, mean ± sample std) and
+    oof_predictions.jsonl (every row predicted once, by the model that did not train on it); returns cv.json."""
+    cfg = _free_run_dir(_with_demo_data(as_config(config)))
+    if cfg.data.validation or cfg.data.test:
+        raise ConfigError("cross-validation holds out each fold of the training file in turn, so it takes no "
+                          "validation or test file; remove data.validation / data.test (--validation / --test)")
+    # Every row read once, in "train": the folds, not validation_size/test_size, decide what is held out.
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_size": 0.0, "test_size": 0.0})})
+    task = new_task(cfg)
+    rows = task.load(cfg)[0]["train"]
+    per_fold, oof = [], []
+    for i, (kept, held) in enumerate(make_folds(rows, folds, cfg.train.seed), start=1):
+        run = train(cfg.model_copy(update={"name": f"{cfg.name}/fold-{i}"}),
+                    splits={"train": rows.iloc[kept], "validation": rows.iloc[held]})
+        per_fold.append({"fold": i, "run": str(run.path), "train_rows": len(kept), "validation_rows": len(held),
+                         "metrics": scalars(run.metrics["validation"])})
+        oof += read_predictions(run.path, i)
+    result = {"name": cfg.name, "task": task.name, "model": cfg.model.name, "folds": folds, "seed": cfg.train.seed,
+              "rows": len(rows), "metric": task.metric, "per_fold": per_fold,
+              "summary": summarise([f["metrics"] for f in per_fold])}
+    write_results(cfg.run_dir, result, oof)
+    return result
 
 
 def selection_metric(name: str, task) -> dict:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lmtune.config import Config, DataConfig, load_config, load_yaml, parse_value
-from lmtune.errors import Interrupted, UserError
+from lmtune.errors import ConfigError, Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained language models on labelled data.")
@@ -59,6 +59,8 @@ def train(
     config: Annotated[Path | None, Opt("--config", "-c", help="YAML config (same schema as --set).")] = None,
     set_: Annotated[list[str] | None, Opt("--set", help="Override a config key: --set train.lr=3e-5")] = None,
     resume: Annotated[bool, Opt(help="Continue the run --name from its last checkpoint.")] = False,
+    cv: Annotated[int | None, Opt("--cv", help="K-fold cross-validation over the training file: K runs "
+                                  "(runs/<name>/fold-<i>) and cv.json; no --validation/--test.")] = None,
     data: Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")] = None,
     validation: Annotated[str | None, Opt(help="Validation file.")] = None,
     test: Annotated[str | None, Opt(help="Test file.")] = None,
@@ -81,9 +83,26 @@ def train(
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    if cv is not None:
+        _cross_validate(cfg, cv, resume)
+        return
     run = run_training(cfg, resume=resume)
     _print_metrics(run.metrics)
     console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
+
+
+def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
+    from lmtune.api import cross_validate
+
+    if resume:  # a CV run is several runs; resuming one fold would mix checkpoints with fresh folds
+        raise ConfigError("--resume cannot be combined with --cv; start the cross-validation again")
+    result = cross_validate(cfg, folds=folds)
+    table = Table("metric", "mean ± std", title=f"{folds}-fold cross-validation")
+    for key, stat in result["summary"].items():
+        table.add_row(key, f"{stat['mean']:.4f} ± {stat['std']:.4f}")
+    Console().print(table)
+    run_dir = Path(cfg.output_dir) / result["name"]
+    console.print(f"[bold]cross-validation:[/] {run_dir / 'cv.json'}\n[bold]fold runs:[/] {run_dir}/fold-*")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from lmtune.errors import ConfigError, DataError
 from lmtune.io import write_json, write_jsonl, write_text
 
 
-def folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train positions, held-out positions) of each fold, the same for the same seed.
 
     Class labels (strings) are stratified; multi-label lists and regression numbers have no single class
