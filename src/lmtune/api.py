@@ -149,12 +149,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     task.precision = cfg.train.precision
     if accelerator.is_main_process:
         write_text(run_dir / "config.yaml", cfg.to_yaml())
-        accelerator.print(f"run folder: {run_dir}\ntrainable parameters: {params['trainable']:,} of "
-                          f"{params['total']:,} ({params['trainable_pct']}%)")
-        if data_report["unknown_token_rate"] > 0.02:
-            accelerator.print(f"warning: {data_report['unknown_token_rate']:.0%} of the training tokens are unknown "
-                              f"to {cfg.model.name}'s tokenizer, so the model cannot read much of this text; "
-                              "a model whose vocabulary covers the language (e.g. a byte-level one) will do better")
+        _announce(cfg, params, data_report["unknown_token_rate"])
 
     batch = cfg.train.eval_batch_size
     evaluate, last = None, {}
@@ -194,6 +189,14 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
 
+
+def _announce(cfg: Config, params: dict, unknown: float) -> None:
+    print(f"run folder: {cfg.run_dir}\ntrainable parameters: {params['trainable']:,} of {params['total']:,} "
+          f"({params['trainable_pct']}%)")
+    if unknown > 0.02:
+        print(f"warning: {unknown:.0%} of the training tokens are unknown to {cfg.model.name}'s tokenizer, so the "
+              "model cannot read much of this text; a model whose vocabulary covers the language (e.g. a "
+              "byte-level one) will do better")
 
 
 def _with_demo_data(cfg: Config) -> Config:
