@@ -1,0 +1,99 @@
+"""Load test of `lmtune serve` from a second process, on loopback only, bounded in count and time.
+
+    .venv/bin/python benchmarks/serve_load.py RUN [--requests 400] [--out benchmarks/results]
+
+For micro-batching on (max batch 32) and off (max batch 1), at concurrency 1, 8 and 32: requests/s,
+p50/p99 latency and errors. Writes serve_load.json and serve_load.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run: str, port: int, max_batch: int) -> subprocess.Popen:
+    lmtune = Path(sys.executable).parent / "lmtune"
+    proc = subprocess.Popen([str(lmtune), "serve", run, "--port", str(port), "--max-batch-size", str(max_batch)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not become healthy within 120 s")
+
+
+def load(port: int, texts: list[str], concurrency: int, limit_s: float = 120) -> dict:
+    url, stop_at = f"http://127.0.0.1:{port}/predict", time.monotonic() + limit_s
+
+    def one(text: str) -> tuple[float, bool]:
+        if time.monotonic() > stop_at:
+            return 0.0, False
+        start = time.perf_counter()
+        try:
+            ok = client.post(url, json={"inputs": [text]}).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        return time.perf_counter() - start, ok
+
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(concurrency) as pool:
+        start = time.perf_counter()
+        results = list(pool.map(one, texts))
+        elapsed = time.perf_counter() - start
+    latencies = np.array([t for t, ok in results if ok]) * 1000
+    return {"concurrency": concurrency, "requests": len(results), "errors": sum(not ok for _, ok in results),
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
+            "p99_ms": round(float(np.percentile(latencies, 99)), 1) if len(latencies) else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run")
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    texts = [line.split("\t")[0] for line in SST2_DEV.read_text().splitlines()[1:args.requests + 1]]
+    results = []
+    for max_batch in (32, 1):
+        port = free_port()
+        server = start_server(args.run, port, max_batch)
+        try:
+            for concurrency in (1, 8, 32):
+                results.append({"micro_batching": max_batch > 1, **load(port, texts, concurrency)})
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve_load.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = [f"| {'on' if r['micro_batching'] else 'off'} | {r['concurrency']} | {r['requests_per_s']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['errors']} |" for r in results]
+    (args.out / "serve_load.md").write_text("\n".join(
+        ["| micro-batching | concurrency | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|",
+         *rows]) + "\n")
+    print((args.out / "serve_load.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
