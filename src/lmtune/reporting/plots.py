@@ -57,29 +57,27 @@ def confusion_heatmap(matrix: np.ndarray, labels: list[str]) -> bytes:
 
 def roc_plot(gold: np.ndarray, probs: np.ndarray, labels: list[str]) -> bytes | None:
     """ROC of each class against the rest (`gold` a 0/1 matrix); binary: the second class only."""
+    classes = _curve_classes(gold, labels)
+    if not classes:
+        return None
     fig, ax = _figure("ROC curve", "false positive rate", "true positive rate")
-    drawn = 0
-    for j in _curve_classes(gold, labels):
+    for j in classes:
         fpr, tpr, _ = roc_curve(gold[:, j], probs[:, j])
         ax.plot(fpr, tpr, label=f"{labels[j]} (AUC {auc(fpr, tpr):.3f})")
-        drawn += 1
-    if not drawn:
-        return None
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
     ax.legend(loc="lower right", fontsize="small")
     return _png(fig)
 
 
 def pr_plot(gold: np.ndarray, probs: np.ndarray, labels: list[str]) -> bytes | None:
+    classes = _curve_classes(gold, labels)
+    if not classes:
+        return None
     fig, ax = _figure("Precision-recall curve", "recall", "precision")
-    drawn = 0
-    for j in _curve_classes(gold, labels):
+    for j in classes:
         precision, recall, _ = precision_recall_curve(gold[:, j], probs[:, j])
         ap = average_precision_score(gold[:, j], probs[:, j])
         ax.plot(recall, precision, label=f"{labels[j]} (AP {ap:.3f}, base rate {gold[:, j].mean():.2f})")
-        drawn += 1
-    if not drawn:
-        return None
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower left", fontsize="small")
     return _png(fig)
