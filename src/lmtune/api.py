@@ -129,8 +129,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     if resume:
         cfg = _resumed_config(cfg)
     cfg = _with_demo_data(cfg)
+    accelerator = make_accelerator(cfg.train)
     if not resume:
         cfg = _free_run_dir(cfg)
+    accelerator.wait_for_everyone()  # every process has picked the run folder before any writes to it
     run_dir, t0 = cfg.run_dir, time.perf_counter()
     set_seed(cfg.train.seed)
     task = new_task(cfg)
@@ -145,7 +147,6 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
     model = apply_method(task.build_model(path, cfg.model), cfg.method, task.peft_task_type)
     params = count_parameters(model)
-    accelerator = make_accelerator(cfg.train)
     task.precision = cfg.train.precision
     if accelerator.is_main_process:
         write_text(run_dir / "config.yaml", cfg.to_yaml())

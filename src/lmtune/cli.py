@@ -87,6 +87,8 @@ def train(
         _cross_validate(cfg, cv, resume)
         return
     run = run_training(cfg, resume=resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun/accelerate launch, one process reports
+        return
     _print_metrics(run.metrics)
     console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
 

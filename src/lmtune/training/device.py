@@ -42,4 +42,6 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     # (the Python API, a notebook, tests) may need another one, so that part of the state starts afresh.
     if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
+    # Accelerate only turns torchrun's processes into a CPU process group (gloo) when told the run is on CPU.
+    on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, cpu=on_cpu)

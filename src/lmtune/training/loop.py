@@ -57,7 +57,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     if not cfg.group_by_length:
         sampler.group = 1
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
-    per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
+    # Under DDP each process takes every num_processes-th batch, so an epoch has that many fewer steps.
+    per_epoch = math.ceil(math.ceil(len(sampler) / accelerator.num_processes) / cfg.grad_accum)
     total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total)
