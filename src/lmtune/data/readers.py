@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,17 +110,21 @@ def _format(path: Path, fmt: str) -> str:
     return fmt
 
 
-def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Column],
-                    allow_extra: bool) -> pd.DataFrame:
+def delimited_rows(path: str | Path, fmt: str) -> Iterator[list[str]]:
+    """The non-blank rows of a CSV or TSV file, read lazily (prediction streams large files through this)."""
     # Corpora such as SST-2 carry bare quote characters inside TSV text, so TSV gets no quote processing.
     options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents exceed the 128 KiB default
+    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+        yield from (row for row in csv.reader(handle, **options) if row)  # blank lines are not data rows
+
+
+def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Column],
+                    allow_extra: bool) -> pd.DataFrame:
     rows: list[list[str]] = []
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            for row in csv.reader(handle, **options):
-                if row:  # blank lines are not data rows
-                    rows.append(row)
+        for row in delimited_rows(path, fmt):
+            rows.append(row)
     except UnicodeDecodeError as err:
         raise _not_utf8(path, err) from None
     except csv.Error as err:
@@ -142,7 +146,7 @@ def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Co
     width = len(columns)
     for number, row in enumerate(body, start=1):
         if len(row) != width and not (allow_extra and len(row) > width):
-            raise DataError(_width_message(fmt, len(row), width, bool(header)), file=str(path), row=number)
+            raise DataError(width_message(fmt, len(row), width, bool(header)), file=str(path), row=number)
     cells = zip(*(r[:width] for r in body), strict=True) if body else [()] * width
     data = {c: [v if v != "" else None for v in col] for c, col in zip(columns, cells, strict=True)}
     df = pd.DataFrame(data, index=pd.RangeIndex(1, len(body) + 1), columns=columns, dtype=object)
@@ -159,7 +163,7 @@ def _has_header(first: list[str], expected: list[Column]) -> bool:
     return not expected  # only positions asked for: a header row would be read as data, so there is none
 
 
-def _width_message(fmt: str, got: int, want: int, header: bool) -> str:
+def width_message(fmt: str, got: int, want: int, header: bool) -> str:
     against = "the header" if header else "the first row"
     hint = ("a tab inside the text splits it; replace tabs in the text" if fmt == "tsv"
             else "quote fields that contain commas or line breaks")

@@ -7,7 +7,6 @@ stream in their formats' readers, so they are loaded whole and then chunked.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import sys
@@ -18,7 +17,7 @@ import pandas as pd
 
 from lmtune.config import Column
 from lmtune.data.clean import clean_text
-from lmtune.data.readers import read_table
+from lmtune.data.readers import delimited_rows, read_table, width_message
 from lmtune.errors import DataError
 
 
@@ -47,7 +46,7 @@ def _records(path: str | None, lines: Iterable[str] | None, positions: list[int]
         with open(path, encoding="utf-8-sig") as handle:
             yield from _line_records(handle, path)
     elif suffix in (".csv", ".tsv", ".tab"):
-        yield from _delimited_records(path, "\t" if suffix != ".csv" else ",", header=not positions)
+        yield from _delimited_records(path, "csv" if suffix == ".csv" else "tsv", header=not positions)
     else:
         yield from read_table(path, expected=positions).to_dict("records")
 
@@ -64,18 +63,15 @@ def _line_records(lines: Iterable[str], source: str) -> Iterator[dict]:
             yield {"text": line.rstrip("\n")}
 
 
-def _delimited_records(path: str, delimiter: str, header: bool) -> Iterator[dict]:
-    # Same conventions as read_table: TSV without quote processing, positions mean no header.
-    options = {"delimiter": delimiter, "quoting": csv.QUOTE_NONE} if delimiter == "\t" else {}
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = (row for row in csv.reader(handle, **options) if row)
-        first = next(rows, None)
-        if first is None:
-            return
-        columns: list = list(first) if header else list(range(len(first)))
-        if not header:
-            rows = itertools.chain([first], rows)
-        for number, row in enumerate(rows, start=1):
-            if len(row) != len(columns):
-                raise DataError(f"{len(row)} fields where the file has {len(columns)}", file=path, row=number)
-            yield dict(zip(columns, row, strict=True))
+def _delimited_records(path: str, fmt: str, header: bool) -> Iterator[dict]:
+    rows = delimited_rows(path, fmt)  # the same CSV/TSV conventions as read_table, one row at a time
+    first = next(rows, None)
+    if first is None:
+        return
+    columns: list = list(first) if header else list(range(len(first)))
+    if not header:
+        rows = itertools.chain([first], rows)
+    for number, row in enumerate(rows, start=1):
+        if len(row) != len(columns):
+            raise DataError(width_message(fmt, len(row), len(columns), header), file=path, row=number)
+        yield dict(zip(columns, row, strict=True))

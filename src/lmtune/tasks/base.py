@@ -28,6 +28,9 @@ class Task(Protocol):
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
         """Read, validate and split the data; learn what the task needs from the training rows."""
 
+    def read_eval(self, cfg: DataConfig) -> pd.DataFrame:
+        """One labelled file, unsplit and checked against what the trained model knows (`lmtune evaluate`)."""
+
     def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module: ...
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> Features: ...
