@@ -23,7 +23,7 @@ from lmtune.evaluation.baselines import run_baselines
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters
 from lmtune.models import resolve
-from lmtune.models.load import load_tokenizer
+from lmtune.models.load import load_tokenizer, load_trained
 from lmtune.reporting.model_folder import save_model
 from lmtune.reporting.report import write_reports
 from lmtune.tasks import new_task, saved_task
@@ -63,13 +63,15 @@ class Run:
 class Predictor:
     """A trained lmtune model loaded for inference (from a run folder or its model/ folder)."""
 
-    def __init__(self, model_or_run: str | Path, precision: str = "auto"):
+    def __init__(self, model_or_run: str | Path, precision: str = "auto", onnx_variant: str = "fp32"):
+        from lmtune.serving.onnx_export import load_onnx_model
+
         self.model_dir = model_dir(model_or_run)
         self.task = saved_task(self.model_dir)
         self.task.precision = precision
-        spec = ModelConfig(name=str(self.model_dir))
-        self.tokenizer = load_tokenizer(str(self.model_dir), spec)
-        self.model = self.task.build_model(str(self.model_dir), spec).eval()
+        self.tokenizer = load_tokenizer(str(self.model_dir), ModelConfig(name=str(self.model_dir)))
+        onnx = load_onnx_model(self.model_dir, onnx_variant)  # an exported folder (`lmtune export`) runs on ONNX
+        self.model = (onnx if onnx is not None else load_trained(self.model_dir, self.task)).eval()
 
     def predict(self, inputs: list[str] | list[dict] | pd.DataFrame, batch_size: int = 64) -> list[dict]:
         rows = inputs if isinstance(inputs, pd.DataFrame) else _rows(inputs)
@@ -145,7 +147,11 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     features = {split: task.encode(rows, tokenizer, cfg.data) for split, rows in splits.items()}
     data_report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
-    model = apply_method(task.build_model(path, cfg.model), cfg.method, task.peft_task_type)
+    model = task.build_model(path, cfg.model)
+    if cfg.train.gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings (LoRA) work too.
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model = apply_method(model, cfg.method, task.peft_task_type)
     params = count_parameters(model)
     task.precision = cfg.train.precision
     if accelerator.is_main_process:
@@ -160,7 +166,9 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
             return last["result"][0]
     objective = Objective(loss=task.loss, evaluate=evaluate, **selection_metric(cfg.train.metric, task))
     before = evaluate(model) if evaluate and cfg.train.eval_before else None
-    train_features = features["train"]
+    # Optional step: training-only reshaping of the examples, e.g. packing (sft); evaluation never sees it.
+    prepare = getattr(task, "prepare_train", None)
+    train_features = prepare(features["train"]) if prepare else features["train"]
     result = fit(accelerator, model, train_features, task.collate(tokenizer),
                  [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume)
     model = accelerator.unwrap_model(model)
@@ -179,7 +187,8 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
             metrics[split], predictions = last["result"]
         elif split in splits:
             metrics[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch)
-    metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "stopped_early": result.stopped_early,
+    metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "eval_seconds": result.eval_seconds,
+                        "stopped_early": result.stopped_early,
                         "best": result.best, "total_seconds": round(time.perf_counter() - t0, 2)}
     if accelerator.is_main_process:
         save_model(model, tokenizer, task, run_dir / "model", cfg)

@@ -28,7 +28,9 @@ SHORTCUTS = {
     "task": "task.name", "method": "method.name", "name": "name", "output_dir": "output_dir",
     "epochs": "train.epochs", "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
     "text_column": "data.text_column", "text_pair_column": "data.text_pair_column",
-    "label_column": "data.label_column",
+    "label_column": "data.label_column", "max_length": "data.max_length", "template": "task.template",
+    "source_column": "data.source_column", "target_column": "data.target_column",
+    "source_lang": "task.source_lang", "target_lang": "task.target_lang",
 }
 
 
@@ -44,12 +46,15 @@ def _column(value: str | None):
 def _print_metrics(metrics: dict, limit: int = 12) -> None:
     """The headline numbers of each evaluated split: its scalar metrics, in the order the task wrote them."""
     splits = [s for s in ("validation_before", "validation", "test", "eval") if isinstance(metrics.get(s), dict)]
+    from lmtune.reporting.summary import flat_metrics
+
+    flat = {split: flat_metrics(metrics[split]) for split in splits}
     keys: list[str] = []
     for split in splits:
-        keys += [k for k, v in metrics[split].items() if isinstance(v, int | float) and k not in keys]
+        keys += [k for k, v in flat[split].items() if isinstance(v, int | float) and k not in keys]
     table = Table("metric", *splits, title="metrics")
     for k in keys[:limit]:
-        cells = [metrics[split].get(k) for split in splits]
+        cells = [flat[split].get(k) for split in splits]
         table.add_row(k, *["-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells])
     Console().print(table)
 
@@ -66,8 +71,9 @@ def train(
     test: Annotated[str | None, Opt(help="Test file.")] = None,
     model: Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")] = None,
     task: Annotated[str | None, Opt(help="classification | regression | token-classification | "
-                                         "question-answering | mlm")] = None,
-    method: Annotated[str | None, Opt(help="full | freeze | head | lora")] = None,
+                                         "question-answering | mlm | sft | clm")] = None,
+    method: Annotated[str | None, Opt(help="full | freeze | head | lora | prompt-tuning | p-tuning "
+                                           "(default: lora for sft/clm, full otherwise)")] = None,
     name: Annotated[str | None, Opt(help="Run name (folder under output_dir).")] = None,
     output_dir: Annotated[str | None, Opt(help="Where runs are written.")] = None,
     epochs: Annotated[float | None, Opt()] = None,
@@ -77,6 +83,12 @@ def train(
     text_column: Annotated[str | None, Opt(help="Name, or 0-based position without a header.")] = None,
     text_pair_column: Annotated[str | None, Opt()] = None,
     label_column: Annotated[str | None, Opt()] = None,
+    max_length: Annotated[int | None, Opt(help="Token limit per example.")] = None,
+    template: Annotated[str | None, Opt(help="sft: summarisation | translation | classification.")] = None,
+    source_column: Annotated[str | None, Opt(help="sft templates: the input text column.")] = None,
+    target_column: Annotated[str | None, Opt(help="sft templates: the output text column.")] = None,
+    source_lang: Annotated[str | None, Opt(help="sft translation: source language name.")] = None,
+    target_lang: Annotated[str | None, Opt(help="sft translation: target language name.")] = None,
 ) -> None:
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
     from lmtune.api import train as run_training
@@ -148,13 +160,14 @@ def predict(
     batch_size: Annotated[int, Opt()] = 64,
     chunk_rows: Annotated[int, Opt(help="Rows read, predicted and written at a time (bounds memory).")] = 10_000,
     resume: Annotated[bool, Opt(help="Continue an interrupted job from the rows its .jsonl output holds.")] = False,
+    onnx_variant: Annotated[str, Opt(help="For an exported ONNX folder: fp32 or int8.")] = "fp32",
 ) -> None:
     """Predict for unlabelled inputs; streams large files in constant memory, in input order."""
     from lmtune.serving.batch_predict import predict_file
 
     total = predict_file(model_or_run, input, output, text_column=_column(text_column),
                          text_pair_column=_column(text_pair_column), batch_size=batch_size, chunk_rows=chunk_rows,
-                         resume=resume)
+                         resume=resume, onnx_variant=onnx_variant)
     if output:
         console.print(f"{total} predictions in {output}")
 
@@ -169,16 +182,113 @@ def serve(
                                        help="Require this key in the X-API-Key header (not for /health).")] = None,
     max_batch_size: Annotated[int, Opt(help="Most inputs in one model call, across requests.")] = 32,
     max_wait_ms: Annotated[float, Opt(help="How long a batch waits to fill after its first request.")] = 5,
+    onnx_variant: Annotated[str, Opt(help="For an exported ONNX folder: fp32 or int8.")] = "fp32",
 ) -> None:
     """Serve a trained model over HTTP: POST /predict, GET /health, GET /info, docs at /docs."""
     import uvicorn
 
     from lmtune.serving import create_app
 
-    server = create_app(model_or_run, api_key=api_key, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+    server = create_app(model_or_run, api_key=api_key, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                        onnx_variant=onnx_variant)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
     uvicorn.run(server, host=host, port=port)
+
+
+@app.command()
+def generate(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder, its model/ folder, a built-in name or an "
+                                                     "HF model folder.")],
+    prompt: Annotated[list[str] | None, Opt("--prompt", "-p", help="A prompt (repeatable).")] = None,
+    input: Annotated[Path | None, Opt("--input", "-i", help="Prompts: a .txt file (one a line) or JSONL with "
+                                      "'prompt' or 'messages' per line.")] = None,
+    output: Annotated[Path | None, Opt("--output", "-o", help="JSONL of prompt + generated.")] = None,
+    max_new_tokens: Annotated[int, Opt()] = 128,
+    temperature: Annotated[float, Opt(help="0 = greedy (reproducible); > 0 samples.")] = 0.0,
+    top_p: Annotated[float, Opt()] = 1.0,
+    stop: Annotated[list[str] | None, Opt(help="Stop at this string (repeatable).")] = None,
+    raw: Annotated[bool, Opt(help="Continue the text as given, without the chat template.")] = False,
+    seed: Annotated[int, Opt(help="For sampling.")] = 0,
+    batch_size: Annotated[int, Opt()] = 8,
+) -> None:
+    """Generate answers with a causal LM: prompts are rendered with its chat template unless --raw."""
+    from transformers import set_seed
+
+    from lmtune.generation.generate import Generator, Settings
+    from lmtune.generation.prompts import read_prompts
+
+    prompts = read_prompts(prompt, input)
+    set_seed(seed)
+    generator = Generator.load(model_or_run)
+    texts = [generator.prompt(p, raw=raw) for p in prompts]
+    settings = Settings(max_new_tokens, temperature, top_p, list(stop or []))
+    answers = generator.generate(texts, settings, batch_size)
+    records = [{"prompt": p, "generated": a} for p, a in zip(prompts, answers, strict=True)]
+    if output:
+        from lmtune.io import write_jsonl
+
+        write_jsonl(output, records)
+        console.print(f"{len(records)} answers in {output}")
+    else:
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False) if len(records) > 1 else record["generated"])
+
+
+@app.command()
+def chat(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder, its model/ folder, a built-in name or an "
+                                                     "HF model folder.")],
+    max_new_tokens: Annotated[int, Opt()] = 256,
+    temperature: Annotated[float, Opt(help="0 = greedy; > 0 samples.")] = 0.0,
+    top_p: Annotated[float, Opt()] = 1.0,
+) -> None:
+    """Talk to a causal LM in the terminal; answers stream as they are generated."""
+    from lmtune.generation.chat import chat_loop
+    from lmtune.generation.generate import Generator, Settings
+
+    chat_loop(Generator.load(model_or_run), Settings(max_new_tokens, temperature, top_p))
+
+
+@app.command()
+def export(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
+    quantize: Annotated[bool, Opt(help="Also write model.int8.onnx (dynamic int8 weights).")] = False,
+    output: Annotated[Path | None, Opt("--output", "-o", help="Folder; default: RUN/onnx.")] = None,
+    opset: Annotated[int, Opt(help="ONNX opset, 18 or later.")] = 18,
+) -> None:
+    """Export an encoder model to ONNX with a parity check; `lmtune predict/serve FOLDER` then runs on it."""
+    from lmtune.serving.onnx_export import export_onnx
+
+    folder = export_onnx(model_or_run, output=output, quantize=quantize, opset=opset)
+    parity = json.loads((folder / "onnx.json").read_text(encoding="utf-8"))["parity"]
+    console.print(f"ONNX model in {folder}; max |logit diff| vs PyTorch: fp32 {parity['fp32']['max_abs_diff']:.1e}")
+    if quantize:
+        console.print(f"int8: {parity['int8']['max_abs_diff']:.1e}, same top class on "
+                      f"{parity['int8']['argmax_agreement']:.0%} of the probe")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders of one task.")],
+    metric: Annotated[str | None, Opt(help="Rank by this metric, e.g. f1_macro or generated.rouge1 "
+                                           "(default: the task's main metric).")] = None,
+    output: Annotated[Path | None, Opt("--output", "-o", help="Also write OUTPUT.md and OUTPUT.json.")] = None,
+) -> None:
+    """Compare finished runs side by side, best first (names with loss/perplexity/error rank lower first)."""
+    from lmtune.reporting.compare import compare_runs, comparison_table, title, write_comparison
+
+    result = compare_runs(runs, metric)
+    block = comparison_table(result)
+    table = Table(*block["columns"], title=title(result))
+    for row in block["rows"]:
+        table.add_row(*row)
+    Console().print(table)
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if output:
+        write_comparison(result, output)
+        console.print(f"comparison: {output.with_suffix('.md')}\n            {output.with_suffix('.json')}")
 
 
 @app.command()

@@ -46,6 +46,13 @@ class DataConfig(Section):
     max_length: int = Field(256, gt=8, description="Token limit per example (longer inputs are truncated).")
     doc_stride: int = Field(128, gt=0, description="Question answering: tokens shared by consecutive windows "
                             "of a context longer than max_length.")
+    chat_format: Literal["auto", "alpaca", "messages", "sharegpt", "prompt-completion"] = Field(
+        "auto", description="sft: how rows hold a chat (detected from the columns when auto).")
+    system_prompt: str | None = Field(None, description="sft: system message for chats that have none.")
+    too_long: Literal["truncate", "drop", "error"] = Field(
+        "truncate", description="sft: examples over max_length tokens are cut at the end, dropped, or an error.")
+    source_column: Column | None = Field(None, description="sft summarisation/translation templates: input text.")
+    target_column: Column | None = Field(None, description="sft summarisation/translation templates: output text.")
 
     @model_validator(mode="after")
     def _sizes(self) -> DataConfig:
@@ -55,7 +62,8 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str = Field("minilm", description="Built-in name, local HF folder, or hub id (online only).")
+    name: str = Field("auto", description="Built-in name, local HF folder, or hub id (online only); auto = "
+                      "smollm2-135m for decoder tasks (sft, clm), minilm otherwise.")
     revision: str | None = None
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless asked.")
     dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
@@ -76,15 +84,42 @@ class TaskConfig(Section):
     n_best: int = Field(20, gt=0, description="Question answering: start/end candidates tried per window.")
     baselines: bool = Field(True, description="Classification: also score TF-IDF + logistic regression and "
                             "majority-class baselines on the same splits (seconds), with the model's lift.")
+    lstm_baseline: bool = Field(True, description="Classification, with baselines on: also train a BiLSTM from "
+                                "scratch on the training split (random embeddings, a few epochs on CPU, seconds to "
+                                "a minute) and report the model's lift over it: what pretraining adds beyond word "
+                                "order.")
+    template: Literal["none", "summarisation", "translation", "classification"] = Field(
+        "none", description="sft: build chats from plain columns with a documented prompt (see `lmtune.tasks."
+        "templates`): summarisation/translation read source/target columns, classification text/label columns.")
+    source_lang: str = Field("English", description="sft translation template: language of the source text.")
+    target_lang: str = Field("French", description="sft translation template: language to translate into.")
+    loss_on: Literal["assistant", "all"] = Field("assistant", description="sft: which tokens are scored: the "
+                                                 "assistant turns only, or the whole rendered chat.")
+    packing: bool = Field(False, description="sft: pack several examples into each max_length row, each one "
+                          "attending only to itself. Off by default: on CPU, attention over 1024-token rows costs "
+                          "more than the padding of length-grouped batches (benchmarks/packing.py measured 0.83x "
+                          "the tokens/s). Not for soft-prompt methods, which prepend to every row.")
+    generate_samples: int = Field(32, ge=0, description="sft: validation/test rows answered by generation after "
+                                  "training, scored and saved in predictions.jsonl (0 = loss/perplexity only).")
+    max_new_tokens: int = Field(128, gt=0, description="sft: generation limit for those answers.")
+    generation_metrics: list[Literal["rouge", "bleu", "exact"]] | None = Field(
+        None, description="sft: None = by template: rouge for summarisation, bleu+chrF for translation, exact "
+        "match for classification, rouge + exact for plain chats.")
 
 
 class MethodConfig(Section):
-    name: Literal["full", "freeze", "head", "lora"] = "full"
+    name: Literal["auto", "full", "freeze", "head", "lora", "prompt-tuning", "p-tuning"] = Field(
+        "auto", description="auto = lora for decoder tasks (sft, clm), full otherwise.")
     freeze_layers: int = Field(0, ge=0, description="freeze: bottom N transformer layers frozen (+ embeddings).")
     lora_r: int = Field(8, gt=0)
     lora_alpha: int = Field(16, gt=0)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
     lora_target_modules: list[str] | None = Field(None, description="None = found for the architecture.")
+    merge_lora: bool = Field(True, description="lora: also save the merged weights in model/ (the adapter always "
+                             "goes to model/adapter/); false = the adapter only, loaded onto the base model.")
+    num_virtual_tokens: int = Field(20, gt=0, description="prompt-tuning / p-tuning: soft-prompt length.")
+    prompt_init: str | None = Field(None, description="prompt-tuning: text whose embeddings start the soft "
+                                    "prompt (e.g. a task description); None = random.")
 
 
 class TrainConfig(Section):
@@ -113,6 +148,17 @@ class TrainConfig(Section):
     eval_before: bool = Field(False, description="Also evaluate before training, for a before/after view.")
     log_every: int = Field(20, gt=0)
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = all cores.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
+                                         "memory for long sequences, about a third more compute.")
+
+
+def _default(section: Section, key: str, value: Any) -> None:
+    """Fill a default without marking it as given: a resumed run's saved config must still win over it."""
+    setattr(section, key, value)
+    section.model_fields_set.discard(key)
+
+
+DECODER_TASKS = ("sft", "clm")  # tasks that train a causal LM: their defaults differ from the encoder tasks'
 
 
 class Config(Section):
@@ -123,6 +169,24 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     method: MethodConfig = MethodConfig()
     train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> Config:
+        """Fill the 'auto' model and method from the task, so every saved config names what really ran."""
+        decoder = self.task.name in DECODER_TASKS
+        if self.model.name == "auto":
+            _default(self.model, "name", "smollm2-135m" if decoder else "minilm")
+        if self.method.name == "auto":
+            _default(self.method, "name", "lora" if decoder else "full")
+        if decoder:
+            # Chats and text blocks are long, so fewer, longer rows than the encoder defaults: 4 packed rows of
+            # 1024 tokens per step already take ~8 GB of activations for a 135M-parameter model.
+            for section, key, value in ((self.data, "max_length", 1024), (self.train, "batch_size", 4),
+                                        (self.train, "eval_batch_size", 16)):
+                if key not in section.model_fields_set:
+                    _default(section, key, value)
+        return self
+
 
     @property
     def run_dir(self) -> Path:

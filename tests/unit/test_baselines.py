@@ -1,4 +1,5 @@
-"""TF-IDF + logistic regression and majority-class baselines, fitted on the splits the task itself loads."""
+"""TF-IDF + logistic regression, majority-class and from-scratch BiLSTM baselines, fitted on the splits the task
+itself loads."""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def test_tfidf_separates_a_separable_dataset_and_majority_scores_the_majority_sh
     result = baseline_metrics(task, splits, model_records(task, splits["test"]))
     for split in ("validation", "test"):
         assert result["tfidf_logreg"][split]["accuracy"] == 1.0
+        assert result["bilstm"][split]["accuracy"] == 1.0
+        assert set(result["bilstm"][split]) == set(result["tfidf_logreg"][split])
         share = (splits[split]["label"] == "pos").mean()
         assert share > 0.5
         assert result["majority"][split]["accuracy"] == pytest.approx(share)
@@ -53,8 +56,9 @@ def test_lift_compares_the_model_with_tfidf_on_the_same_rows(tmp_path):
     tie = baseline_metrics(task, splits, model_records(task, splits["test"]))["lift"]
     assert tie["split"] == "test" and tie["metric"] == "accuracy"
     assert (tie["lift"], tie["low"], tie["high"]) == (0.0, 0.0, 0.0)
-    worse = baseline_metrics(task, splits, model_records(task, splits["test"], correct=False))["lift"]
-    assert worse["lift"] == -1.0 and worse["high"] == -1.0
+    worse = baseline_metrics(task, splits, model_records(task, splits["test"], correct=False))
+    assert worse["lift"]["lift"] == -1.0 and worse["lift"]["high"] == -1.0
+    assert worse["lift_bilstm"] == {**worse["lift"], "over": "bilstm"}  # the BiLSTM also gets every row right
 
 
 def test_characters_carry_text_written_without_spaces(tmp_path):
@@ -63,7 +67,8 @@ def test_characters_carry_text_written_without_spaces(tmp_path):
     task, splits = loaded(write_csv(tmp_path / "zh.csv", rows))
     result = baseline_metrics(task, splits, [])
     assert result["tfidf_logreg"]["test"]["accuracy"] == 1.0
-    assert "lift" not in result  # no model records to compare with
+    assert result["bilstm"]["test"]["accuracy"] == 1.0  # it reads Chinese a character at a time
+    assert "lift" not in result and "lift_bilstm" not in result  # no model records to compare with
 
 
 def test_multi_label_baselines_use_the_multi_label_metrics(tmp_path):
@@ -78,13 +83,30 @@ def test_multi_label_baselines_use_the_multi_label_metrics(tmp_path):
     assert result["tfidf_logreg"]["test"]["subset_accuracy"] == 1.0
     assert 0 <= result["majority"]["test"]["subset_accuracy"] < 1
     assert result["lift"]["metric"] == "subset_accuracy" and result["lift"]["lift"] == 0.0
+    assert result["lift_bilstm"]["metric"] == "subset_accuracy"
+    assert set(result["bilstm"]["test"]) == set(result["tfidf_logreg"]["test"])
 
 
 def test_run_baselines_only_when_asked_and_for_classification(tmp_path):
     csv = write_csv(tmp_path / "d.csv", separable_rows())
     task, splits = loaded(csv)
+    assert set(run_baselines(task, splits, [])["baselines"]) == {"tfidf_logreg", "majority", "bilstm"}
+    task.cfg = task.cfg.model_copy(update={"lstm_baseline": False})
     assert set(run_baselines(task, splits, [])["baselines"]) == {"tfidf_logreg", "majority"}
     off, splits = loaded(csv, baselines=False)
     assert run_baselines(off, splits, []) == {}
     task.name = "regression"  # the same tables under another task: nothing to compare
     assert run_baselines(task, splits, []) == {}
+
+
+def test_sentence_pairs_reach_every_baseline(tmp_path):
+    rows = [(f"is the {'film' if i % 2 else 'food'} good {i}", f"{'yes it is' if i % 3 else 'no not at all'}",
+             "agree" if i % 3 else "disagree") for i in range(60)]
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in rows), encoding="utf-8")
+    cfg = build_config({"data": {"train": str(csv), "text_column": "a", "text_pair_column": "b"}, "train": {"seed": 3}})
+    task = new_task(cfg)
+    splits, _ = task.load(cfg)
+    assert task.pair
+    result = baseline_metrics(task, splits, model_records(task, splits["test"]))
+    assert result["bilstm"]["test"]["accuracy"] == result["tfidf_logreg"]["test"]["accuracy"] == 1.0

@@ -119,9 +119,11 @@ def test_markdown_report_has_the_tables_and_links_existing_figures(run_dir):
 def test_report_shows_error_analysis_calibration_and_the_baselines(run_dir):
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["baselines"]) == {"tfidf_logreg", "majority", "lift"}
+    assert set(metrics["baselines"]) == {"tfidf_logreg", "majority", "bilstm", "lift", "lift_bilstm"}
     assert "| majority class |" in md and "| TF-IDF + logistic regression |" in md
+    assert "| BiLSTM (from scratch) |" in md
     assert "Lift over TF-IDF + logistic regression on test accuracy" in md
+    assert "Lift over BiLSTM (from scratch) on test accuracy" in md
     assert "Expected calibration error (10 equal-width confidence bins)" in md
     assert "*Accuracy by input length (word-count quartiles)*" in md
     assert "could not be built" not in md

@@ -123,6 +123,18 @@ def test_run_folder_layout(base_run):
         assert sum(p["probabilities"].values()) == pytest.approx(1, abs=1e-4)
 
 
+def test_evaluation_time_is_kept_out_of_training_time(tiny_bert, sentiment_csv, tmp_path):
+    run = train(config(tiny_bert, sentiment_csv, tmp_path, train={"eval_every": 1}))
+    records = evals(run)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    clocks = [r["train_seconds"] for r in records]
+    assert clocks == sorted(clocks) and clocks[0] >= 0
+    total = run.metrics["train"]
+    assert total["eval_seconds"] >= sum(r["eval_seconds"] for r in records) - 0.01  # it also counts saves
+    # The whole clock holds the training clock at the last evaluation plus every evaluation (and the saves after).
+    assert clocks[-1] + total["eval_seconds"] <= total["seconds"] + 0.01
+
+
 def test_saved_config_reloads_to_the_run_config(base_run):
     from lmtune.config import load_config
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from lmtune.config import DataConfig
 from lmtune.data.clean import is_missing
 from lmtune.data.readers import file_label
 from lmtune.errors import DataError
@@ -32,6 +34,22 @@ def stratified_split(df: pd.DataFrame, label_column: str | None, validation_size
             rest, held[name] = _hold_out(rest, label_column, count, seed)
     held_out = {k: held[k].sort_index() for k in ("validation", "test") if k in held}
     return {"train": rest.sort_index(), **held_out}
+
+
+def read_and_split(d: DataConfig, seed: int,
+                   read: Callable[[str], pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Splits of unlabelled-style data (text corpora, chats): the train file (subsampled to max_train_rows),
+    validation/test files when given, otherwise a seeded random share of train; and where each split came from."""
+    train = read(d.train)
+    if d.max_train_rows:
+        train = stratified_sample(train, None, d.max_train_rows, seed)
+    given = {name: read(getattr(d, name)) for name in ("validation", "test") if getattr(d, name)}
+    carved = stratified_split(train, None, 0 if "validation" in given else d.validation_size,
+                              0 if "test" in given else d.test_size, seed)
+    splits = {"train": carved.pop("train"), **carved, **given}
+    sources = {"train": d.train, **{name: f"split of {d.train}" for name in carved},
+               **{name: getattr(d, name) for name in given}}
+    return splits, sources
 
 
 def stratified_sample(df: pd.DataFrame, label_column: str | None, n: int, seed: int) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 """Baselines a fine-tuned classifier has to beat, scored on the very rows the model was evaluated on.
 
 TF-IDF + logistic regression is the classic strong cheap baseline (seconds on CPU); the majority class is the
-floor. Both are fitted on the run's own training split, so a lift over them is a like-for-like comparison.
+floor; a BiLSTM trained from scratch (`lstm_baseline`, task.lstm_baseline) shows what reading word order buys
+without pretraining. All are fitted on the run's own training split, so a lift over them is a like-for-like
+comparison.
 """
 
 from __future__ import annotations
@@ -19,45 +21,69 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from lmtune.evaluation.bootstrap import paired_lift_ci
 from lmtune.evaluation.classification import multi_label_metrics, single_label_metrics
+from lmtune.evaluation.lstm_baseline import BiLSTMClassifier
 
-BASELINES = ("tfidf_logreg", "majority")
+BASELINES = ("tfidf_logreg", "majority", "bilstm")
+LIFTS = {"lift": "tfidf_logreg", "lift_bilstm": "bilstm"}  # metrics key -> the baseline the model is compared with
 log = logging.getLogger(__name__)
 
 
 def run_baselines(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
     """{"baselines": ...} for a classification run that asks for them, else {}. A baseline that cannot be
-    fitted (e.g. texts with no usable n-grams) is logged and skipped: it must not cost the trained model."""
+    fitted (e.g. texts with no usable n-grams, or torch failing in the BiLSTM) is logged and skipped: it must not
+    cost the trained model."""
     if task.name != "classification" or not task.cfg.baselines or len(task.labels) < 2 or len(splits) < 2:
         return {}
     try:
         return {"baselines": baseline_metrics(task, splits, predictions)}
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         log.warning("baselines skipped: %s", err)
         return {}
 
 
 def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
-    """{"tfidf_logreg": {split: metrics}, "majority": {...}, "lift": {...}} for a classification task whose
-    labels are set (after `task.load`); `predictions` are the model's records on the last evaluated split."""
-    train = splits["train"]
-    texts, y = _texts(task, train), _targets(task, train["label"])
+    """{"tfidf_logreg": {split: metrics}, "majority": {...}, "bilstm": {...}, "lift": {...}, "lift_bilstm": {...}}
+    for a classification task whose labels are set (after `task.load`); `predictions` are the model's records on
+    the last evaluated split."""
     out: dict = {}
     correct: dict[str, np.ndarray] = {}
-    for name in BASELINES:
-        model = _model(name, task.multi_label).fit(texts, y)
+    for name in _names(task):
+        model = _fit(name, task, splits)
         out[name] = {}
         for split in ("validation", "test"):
             if split in splits:
-                probs = _probabilities(model, _texts(task, splits[split]), len(task.labels))
+                probs = _probabilities(model, _inputs(name, task, splits[split]), len(task.labels))
                 gold = _targets(task, splits[split]["label"])
                 out[name][split] = _scalars(task, probs, gold)
                 correct[name] = _correct(task, probs, gold)  # the last split is the one predictions cover
     model_correct = np.array([_record_correct(r) for r in predictions], dtype=float)
-    if len(model_correct) >= 2 and len(model_correct) == len(correct["tfidf_logreg"]):
-        lift, low, high = paired_lift_ci(model_correct, correct["tfidf_logreg"])
-        out["lift"] = {"over": "tfidf_logreg", "metric": "subset_accuracy" if task.multi_label else "accuracy",
-                       "split": "test" if "test" in splits else "validation", "lift": lift, "low": low, "high": high}
+    for key, name in LIFTS.items():
+        if name in correct and len(model_correct) >= 2 and len(model_correct) == len(correct[name]):
+            lift, low, high = paired_lift_ci(model_correct, correct[name])
+            out[key] = {"over": name, "metric": "subset_accuracy" if task.multi_label else "accuracy",
+                        "split": "test" if "test" in splits else "validation", "lift": lift, "low": low, "high": high}
     return out
+
+
+def _names(task) -> list[str]:
+    return [n for n in BASELINES if n != "bilstm" or task.cfg.lstm_baseline]
+
+
+def _fit(name: str, task, splits: dict[str, pd.DataFrame]):
+    train = splits["train"]
+    y = _targets(task, train["label"])
+    if name != "bilstm":
+        return _model(name, task.multi_label).fit(_texts(task, train), y)
+    held = splits.get("validation")  # early stopping, as the fine-tuned model selects its best checkpoint
+    validation = None if held is None else (_inputs(name, task, held), _targets(task, held["label"]))
+    return BiLSTMClassifier(task.multi_label).fit(_inputs(name, task, train), y, validation)
+
+
+def _inputs(name: str, task, rows: pd.DataFrame) -> list:
+    # The BiLSTM reads order, so it gets a pair as two halves it joins with a separator token.
+    if name == "bilstm" and task.pair:
+        return list(zip(rows["text"].astype(str), rows["text_pair"].astype(str), strict=True))
+    return _texts(task, rows)
 
 
 def _texts(task, rows: pd.DataFrame) -> list[str]:

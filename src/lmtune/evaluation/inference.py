@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -15,6 +16,20 @@ def _logits(output) -> torch.Tensor:
     return output.logits
 
 
+@contextmanager
+def eval_mode(model: torch.nn.Module, precision: str = "auto") -> Iterator[torch.device]:
+    """No gradients, dropout off, bf16 autocast where it pays; the model's train/eval state is restored."""
+    device = next(model.parameters()).device
+    bf16 = resolve_precision(precision) == "bf16"
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            yield device
+    finally:
+        model.train(was_training)
+
+
 def model_outputs(model: torch.nn.Module, features: list[dict], collate: Callable, batch_size: int,
                   precision: str = "auto", extract: Callable = _logits, per_token: bool = False) -> list[np.ndarray]:
     """One float32 array per feature, in input order.
@@ -22,17 +37,25 @@ def model_outputs(model: torch.nn.Module, features: list[dict], collate: Callabl
     `extract` picks the tensor from the model output (default `.logits`; QA stacks start/end logits).
     With `per_token`, each row is cut back to its own length so padding never leaks into results.
     """
-    device = next(model.parameters()).device
-    bf16 = resolve_precision(precision) == "bf16"
-    was_training = model.training
-    model.eval()
     out: list[np.ndarray | None] = [None] * len(features)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with eval_mode(model, precision) as device:
         for idx in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
             batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in idx])
             inputs = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             values = extract(model(**inputs)).float().cpu().numpy()
             for i, row in zip(idx, values, strict=True):
                 out[i] = row[: len(features[i]["input_ids"])] if per_token else row
-    model.train(was_training)
     return out
+
+
+def summed_loss(model: torch.nn.Module, features: list[dict], collate: Callable, batch_size: int,
+                loss: Callable, precision: str = "auto") -> tuple[float, int]:
+    """(summed loss, scored tokens) over all features, for token-level objectives scored as a mean per token
+    (language-model loss and perplexity); `loss(model, batch)` returns the batch's (sum, count)."""
+    total, count = 0.0, 0
+    with eval_mode(model, precision) as device:
+        for idx in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
+            batch = {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
+            batch_sum, n = loss(model, batch)
+            total, count = total + float(batch_sum), count + n
+    return total, count

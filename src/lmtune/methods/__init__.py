@@ -6,12 +6,18 @@ to them, so a new method is a new module plus one line here, and the trainer nev
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lmtune.config import MethodConfig
-from lmtune.methods import freeze, full, lora
+from lmtune.methods import freeze, full, lora, prompt
 
-METHODS = {"full": full.apply, "freeze": freeze.apply, "head": freeze.apply_head, "lora": lora.apply}
+# peft still reads transformers' renamed `is_gradient_checkpointing` on every wrap; the warning is not the user's.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+METHODS = {"full": full.apply, "freeze": freeze.apply, "head": freeze.apply_head, "lora": lora.apply,
+           "prompt-tuning": prompt.apply_prompt_tuning, "p-tuning": prompt.apply_p_tuning}
 
 
 def apply_method(model: torch.nn.Module, cfg: MethodConfig, peft_task_type: str) -> torch.nn.Module:

@@ -3,8 +3,11 @@ weights only from safetensors, remote code only when the user asked for it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
 from lmtune.config import ModelConfig
@@ -36,3 +39,17 @@ def load_model(auto_class, path: str, cfg: ModelConfig, **config_overrides: Any)
         model.config.pad_token_id = config.eos_token_id if isinstance(config.eos_token_id, int) \
             else config.eos_token_id[0]
     return model
+
+
+def load_trained(model_dir: Path, task) -> torch.nn.Module:
+    """A trained lmtune model: full weights in the folder, or an adapter (prompt tuning, unmerged LoRA) loaded
+    onto the base model named in lmtune.json."""
+    spec = ModelConfig(name=str(model_dir))
+    if not (model_dir / "adapter_config.json").exists():
+        return task.build_model(str(model_dir), spec)
+    from peft import PeftModel
+
+    from lmtune.models.resolve import resolve
+
+    base = json.loads((model_dir / "lmtune.json").read_text(encoding="utf-8"))["base_model"]
+    return PeftModel.from_pretrained(task.build_model(resolve(base), ModelConfig(name=base)), model_dir)

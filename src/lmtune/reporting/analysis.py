@@ -12,6 +12,7 @@ from lmtune.reporting.blocks import figure, section, table, text
 from lmtune.reporting.run_files import RunFiles
 
 MAX_TEXT = 300  # characters of an example shown in a table
+MAX_ANSWERS = 10
 
 
 def curve_sections(run: RunFiles, metric: str | None) -> list[dict]:
@@ -123,3 +124,15 @@ def _number(value) -> bool:
 def _short(value) -> str:
     value = str(value)
     return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "..."
+
+
+def generation_sections(run: RunFiles) -> list[dict]:
+    """Generated answers beside the references (sft), the first MAX_ANSWERS of the evaluated split."""
+    records = [r for r in run.predictions if "generated" in r and "reference" in r][:MAX_ANSWERS]
+    if not records:
+        return []
+    scores = [k for k in ("rougeL", "bleu", "exact_match") if k in records[0]]
+    rows = [[r["row"], _short(r["prompt"]), _short(r["reference"]), _short(r["generated"]),
+             *[r[k] for k in scores]] for r in records]
+    return [section("Generated answers", [table(["row", "prompt", "reference", "generated", *scores], rows,
+                                                caption=f"Greedy answers on {run.predictions_split}")])]

@@ -19,7 +19,7 @@ BUILTIN_HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2",
                    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 PIPELINE_TAGS = {"classification": "text-classification", "regression": "text-classification",
                  "token-classification": "token-classification", "question-answering": "question-answering",
-                 "mlm": "fill-mask"}
+                 "mlm": "fill-mask", "sft": "text-generation", "clm": "text-generation"}
 
 
 def write_model_card(run_dir: str | Path) -> Path:
@@ -92,7 +92,10 @@ def _intended_use(run: RunFiles) -> str:
             "regression": "Predicts a numeric score for a text",
             "token-classification": "Tags each word of a text (e.g. named entities)",
             "question-answering": "Finds the answer to a question as a span of a given context",
-            "mlm": "Fills in masked words; mainly a starting point for further fine-tuning"}.get(
+            "mlm": "Fills in masked words; mainly a starting point for further fine-tuning",
+            "sft": "Answers chat messages in the style of its fine-tuning conversations (generated text can be "
+                   "wrong or made up: check it)",
+            "clm": "Continues text in the style of its domain corpus; mainly a starting point for sft"}.get(
         run.task, "Makes predictions")
     tag = PIPELINE_TAGS.get(run.task)
     # A one-output regression head read through the text-classification pipeline would get a sigmoid.

@@ -8,15 +8,26 @@ import torch
 
 from lmtune.config import Config
 from lmtune.io import atomic_dir, write_json
+from lmtune.methods.prompt import is_prompt_learning
 
 
 def save_model(model: torch.nn.Module, tokenizer, task, path: Path, cfg: Config) -> None:
     """LoRA runs keep the adapter in model/adapter/ and the merged weights in model/, so that
-    `transformers.pipeline(model=...)` needs no peft and the small adapter can still be shared."""
+    `transformers.pipeline(model=...)` needs no peft and the small adapter can still be shared. Soft prompts
+    (and LoRA with method.merge_lora=false) save the adapter alone in model/, loaded onto the base model."""
     with atomic_dir(path) as tmp:
-        if hasattr(model, "merge_and_unload"):
-            model.save_pretrained(tmp / "adapter")
-            model = model.merge_and_unload()
-        model.save_pretrained(tmp, safe_serialization=True)
+        if is_prompt_learning(model) or (hasattr(model, "merge_and_unload") and not cfg.method.merge_lora):
+            model.save_pretrained(tmp)
+        else:
+            if hasattr(model, "merge_and_unload"):
+                model.save_pretrained(tmp / "adapter")
+                model = model.merge_and_unload()
+            model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_json(tmp / "lmtune.json", {**task.state(), "base_model": cfg.model.name, "method": cfg.method.name})
+        write_json(tmp / "lmtune.json", {**task.state(), "base_model": _base_model(cfg.model.name),
+                                         "method": cfg.method.name})
+
+
+def _base_model(name: str) -> str:
+    """A local folder is recorded by absolute path, so an adapter-only model loads from any working folder."""
+    return str(Path(name).resolve()) if Path(name).is_dir() else name

@@ -52,7 +52,7 @@ def report_sections(run: RunFiles) -> list[dict]:
     builders = [("Summary", _summary), ("Data", _data), ("Results", lambda r: _results(r, interval)),
                 ("Training curves", lambda r: analysis.curve_sections(r, summary.main_metric(r))),
                 ("Breakdown", analysis.detail_sections), ("Classification", analysis.classification_sections),
-                ("Predictions", analysis.regression_sections)]
+                ("Predictions", analysis.regression_sections), ("Generated answers", analysis.generation_sections)]
     sections = []
     for title, build in builders:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lmtune.errors import UserError
+from lmtune.evaluation.baselines import LIFTS
 from lmtune.reporting.blocks import signed, table
 from lmtune.reporting.run_files import RunFiles
 from lmtune.tasks import saved_task
@@ -11,8 +12,10 @@ UNKNOWN_TOKEN_WARNING = 0.02  # the share above which training warns too
 SMALL_EVAL = 500
 TRAIN_KEYS = ("epochs", "max_steps", "batch_size", "grad_accum", "lr", "optimizer", "scheduler", "warmup",
               "weight_decay", "max_grad_norm", "precision", "seed", "early_stopping_patience")
-METHOD_KEYS = {"freeze": ("freeze_layers",), "lora": ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")}
-BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression", "majority": "majority class"}
+METHOD_KEYS = {"freeze": ("freeze_layers",), "lora": ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"),
+               "prompt-tuning": ("num_virtual_tokens", "prompt_init"), "p-tuning": ("num_virtual_tokens",)}
+BASELINE_NAMES = {"tfidf_logreg": "TF-IDF + logistic regression", "majority": "majority class",
+                  "bilstm": "BiLSTM (from scratch)"}
 
 
 def main_metric(run: RunFiles) -> str | None:
@@ -75,9 +78,10 @@ def label_table(run: RunFiles) -> dict | None:
 def metric_table(run: RunFiles, interval: dict | None) -> dict | None:
     """Scalar metrics (rows) by evaluated split (columns); the headline metric's bootstrap interval beside."""
     splits = run.eval_splits
+    flat = {split: flat_metrics(run.metrics[split]) for split in splits}
     keys: list[str] = []
     for split in splits:
-        keys += [k for k, v in run.metrics[split].items() if _scalar(v) and k not in keys]
+        keys += [k for k, v in flat[split].items() if _scalar(v) and k not in keys]
     if not keys:
         return None
     columns = ["metric", *splits]
@@ -85,11 +89,22 @@ def metric_table(run: RunFiles, interval: dict | None) -> dict | None:
         columns.append(f"95% CI ({run.predictions_split})")
     rows = []
     for k in keys:
-        row = [k, *[run.metrics[s].get(k) for s in splits]]
+        row = [k, *[flat[s].get(k) for s in splits]]
         if interval:
             row.append(f"{interval['low']:.4f} - {interval['high']:.4f}" if k == interval["metric"] else "")
         rows.append(row)
     return table(columns, rows)
+
+
+def flat_metrics(metrics: dict) -> dict:
+    """One level of nesting shown as 'group.key' (e.g. sft's generated.rouge1)."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def interval_sentence(run: RunFiles, interval: dict) -> str:
@@ -111,9 +126,13 @@ def baseline_table(run: RunFiles) -> dict | None:
 
 
 def lift_sentence(run: RunFiles) -> str | None:
-    lift = (run.metrics.get("baselines") or {}).get("lift")
-    if not lift:
-        return None
+    """The model's lift over each baseline it was paired with (TF-IDF, then the BiLSTM), in one paragraph."""
+    baselines = run.metrics.get("baselines") or {}
+    sentences = [_lift_text(baselines[key]) for key in LIFTS if baselines.get(key)]
+    return " ".join(sentences) or None
+
+
+def _lift_text(lift: dict) -> str:
     verdict = ("the interval excludes 0: a real improvement" if lift["low"] > 0 else
                "the interval excludes 0: the baseline is better" if lift["high"] < 0 else
                "the interval includes 0: not clearly better than the baseline")

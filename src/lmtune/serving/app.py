@@ -90,11 +90,11 @@ class BodyLimit:
 
 def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_ms: float = 5, max_queue: int = 1024,
                max_body_bytes: int = 1_000_000, max_inputs: int = 256, max_chars: int = 10_000,
-               api_key: str | None = None, timeout_s: float = 30.0) -> FastAPI:
+               api_key: str | None = None, timeout_s: float = 30.0, onnx_variant: str = "fp32") -> FastAPI:
     """A FastAPI app serving a trained lmtune run or model folder; the model loads now, so a bad path fails here."""
     from lmtune.api import Predictor  # torch and transformers: only when an app is made
 
-    predictor = Predictor(model_or_run)
+    predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
     batcher = Batcher(lambda inputs: predictor.predict(_frame(inputs), max_batch_size), max_batch_size,
                       max_wait_ms, max_queue)
     limits = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
@@ -133,6 +133,7 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
         if len(items) > max_inputs:
             raise HTTPException(413, f"{len(items)} inputs in one request; at most {max_inputs}: split them")
         _check_lengths(items, max_chars)
+        _check_fields(items, predictor.task.input_fields)
         try:
             predictions = await batcher.submit(items, timeout_s)
         except Overloaded as err:
@@ -163,6 +164,15 @@ def _check_lengths(items: list[Input], max_chars: int) -> None:
             if size > max_chars:
                 where = f"inputs[{i}]" + (f".{name}" if name else "")
                 raise HTTPException(422, f"{where} is {size} characters long; at most {max_chars}")
+
+
+def _check_fields(items: list[Input], allowed: tuple[str, ...]) -> None:
+    """A field the task does not read would be silently ignored: say so instead."""
+    for i, item in enumerate(items):
+        unknown = sorted(set(item) - set(allowed)) if isinstance(item, dict) else []
+        if unknown:
+            raise HTTPException(422, f"inputs[{i}] has the field(s) {', '.join(unknown)}, which this model does not "
+                                     f"read; an input is a string or an object with: {', '.join(allowed)}")
 
 
 def _frame(inputs: list[Input]) -> pd.DataFrame:

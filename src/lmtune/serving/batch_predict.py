@@ -23,13 +23,13 @@ from lmtune.errors import UserError
 
 def predict_file(model_or_run: str | Path, path: str | None, output: Path | None, *, text_column: Column = "text",
                  text_pair_column: Column | None = None, batch_size: int = 64, chunk_rows: int = 10_000,
-                 resume: bool = False, lines: Iterable[str] | None = None) -> int:
+                 resume: bool = False, lines: Iterable[str] | None = None, onnx_variant: str = "fp32") -> int:
     """Predict every input row; returns how many rows the output now holds."""
     as_csv = output is not None and output.suffix.lower() == ".csv"
     if resume and (output is None or as_csv):
         raise UserError("--resume needs a .jsonl --output: it continues from the rows already written there")
     done = _complete_lines(output) if resume and output.exists() else 0
-    predictor = Predictor(model_or_run)
+    predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
     total, header = done, not done
     with _sink(output, append=bool(done)) as sink:
         for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done):

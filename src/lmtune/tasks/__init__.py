@@ -9,17 +9,21 @@ from lmtune.config import Config
 from lmtune.errors import ConfigError, UserError
 from lmtune.tasks.base import Task
 from lmtune.tasks.classification import Classification
+from lmtune.tasks.clm import CausalLM
 from lmtune.tasks.mlm import MaskedLM
 from lmtune.tasks.question_answering import QuestionAnswering
 from lmtune.tasks.regression import Regression
+from lmtune.tasks.sft import SFT
 from lmtune.tasks.token_classification import TokenClassification
 
 TASKS: dict[str, type] = {
     Classification.name: Classification,
+    CausalLM.name: CausalLM,
     QuestionAnswering.name: QuestionAnswering,
     Regression.name: Regression,
     MaskedLM.name: MaskedLM,
     TokenClassification.name: TokenClassification,
+    SFT.name: SFT,
 }
 
 

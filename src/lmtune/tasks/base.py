@@ -22,6 +22,7 @@ Features = list[dict[str, Any]]  # tokenised examples: input_ids, attention_mask
 class Task(Protocol):
     name: ClassVar[str]
     peft_task_type: ClassVar[str]  # PEFT's TaskType name, so LoRA keeps the right head trainable
+    input_fields: ClassVar[tuple[str, ...]]  # what one prediction input may hold (a bare string is "text")
     metric: str  # validation metric for best model / early stopping
     higher_is_better: bool
 

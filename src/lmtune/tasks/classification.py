@@ -21,6 +21,7 @@ from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
 class Classification:
     name: ClassVar[str] = "classification"
     peft_task_type: ClassVar[str] = "SEQ_CLS"
+    input_fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
 
     def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, pair: bool = False,
                  max_length: int = 256):

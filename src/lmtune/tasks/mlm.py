@@ -7,13 +7,10 @@ with `--model runs/<name>/model` (the encoder weights load; the new task head st
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
 import torch
-from accelerate.utils import extract_model_from_parallel
 from transformers import (
     AutoModelForMaskedLM,
     DataCollatorForLanguageModeling,
@@ -21,49 +18,23 @@ from transformers import (
     pipeline,
 )
 
-from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
-from lmtune.data import clean_text, quality_report, read_table, select_columns, stratified_sample, stratified_split
-from lmtune.data.lines import read_lines
-from lmtune.data.readers import FORMATS
+from lmtune.config import DataConfig, ModelConfig, TaskConfig
 from lmtune.errors import ConfigError
+from lmtune.evaluation.inference import summed_loss
 from lmtune.models.load import load_model
-from lmtune.training.device import resolve_precision
+from lmtune.tasks.language_model import CorpusTask
+from lmtune.tasks.lm_loss import masked_loss
 
 EVAL_SEED = 1234  # one fixed masking for every evaluation, so perplexities before/after training compare
 TOP_K = 5
 
 
-class MaskedLM:
+class MaskedLM(CorpusTask):
     name: ClassVar[str] = "mlm"
     # PEFT has no masked-LM type; feature extraction passes every input through and adds no head of its own.
     peft_task_type: ClassVar[str] = "FEATURE_EXTRACTION"
-    metric = "perplexity"
-    higher_is_better = False
-
-    def __init__(self, cfg: TaskConfig, max_length: int = 256):
-        self.cfg, self.max_length = cfg, max_length
-        self.precision = "auto"
 
     # -- data ---------------------------------------------------------------------------------------
-    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
-        d = cfg.data
-        self.max_length = d.max_length
-        train = read_corpus(d.train, d)
-        if d.max_train_rows:
-            train = stratified_sample(train, None, d.max_train_rows, cfg.train.seed)
-        given = {name: read_corpus(getattr(d, name), d) for name in ("validation", "test") if getattr(d, name)}
-        # No labels to stratify on: held-out lines are a seeded random sample.
-        carved = stratified_split(train, None, 0 if "validation" in given else d.validation_size,
-                                  0 if "test" in given else d.test_size, cfg.train.seed)
-        splits = {"train": carved.pop("train"), **carved, **given}
-        report = quality_report(splits, ["text"])
-        report["sources"] = {"train": d.train, **{name: f"split of {d.train}" for name in carved},
-                             **{name: getattr(d, name) for name in given}}
-        return splits, report
-
-    def read_eval(self, data: DataConfig) -> pd.DataFrame:
-        return read_corpus(data.train, data)
-
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
         if None in (tokenizer.mask_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id):
             raise ConfigError("task mlm needs an encoder whose tokenizer has mask, CLS and SEP tokens (BERT-style); "
@@ -82,14 +53,10 @@ class MaskedLM:
         return load_model(AutoModelForMaskedLM, path, cfg)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        total, count = masked_loss(model, inputs, batch["labels"])
+        total, count = masked_loss(model, batch)
         return total / max(count, 1)  # a batch with nothing masked (tiny texts) gives 0, never NaN
 
     # -- evaluation and prediction ------------------------------------------------------------------
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        pass  # nothing is tuned on validation data after training
-
     def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
                  batch_size: int) -> tuple[dict, list[dict]]:
         """Mean loss over masked tokens and perplexity = exp(loss). No per-row records: blocks span lines."""
@@ -99,17 +66,7 @@ class MaskedLM:
         masker = self.collate(tokenizer, seed=EVAL_SEED)
         masked = [{k: v[0].tolist() for k, v in masker([f]).items()} for f in features]
         pad = DataCollatorForTokenClassification(tokenizer)  # pads labels with -100: padding is never scored
-        device = next(model.parameters()).device
-        bf16 = resolve_precision(self.precision) == "bf16"
-        was_training, total, count = model.training, 0.0, 0
-        model.eval()
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            for start in range(0, len(masked), batch_size):
-                batch = {k: v.to(device) for k, v in pad(masked[start:start + batch_size]).items()}
-                labels = batch.pop("labels")
-                loss_sum, n = masked_loss(model, batch, labels)
-                total, count = total + float(loss_sum), count + n
-        model.train(was_training)
+        total, count = summed_loss(model, masked, pad, batch_size, masked_loss, self.precision)
         loss = total / max(count, 1)
         return {"loss": round(loss, 6), "perplexity": round(math.exp(loss), 4), "masked_tokens": count,
                 "blocks": len(features)}, []
@@ -141,19 +98,6 @@ class MaskedLM:
                    max_length=state["max_length"])
 
 
-def read_corpus(path: str, d: DataConfig) -> pd.DataFrame:
-    """Unlabelled text: a plain text file (any extension that is not a table format) one line per row,
-    or the text column of a table; blank lines and empty cells are skipped."""
-    if d.format == "auto" and not Path(path).is_dir() and Path(path).suffix.lower() not in FORMATS:
-        rows = read_lines(path)
-    else:
-        table = read_table(path, d.format, d.header, [d.text_column],
-                           allow_extra_fields=d.extra_fields == "ignore")
-        rows = select_columns(table, {"text": d.text_column})
-    rows = clean_text(rows, ["text"], d.lowercase)
-    return rows[rows["text"].map(bool)]
-
-
 def group_blocks(docs: list[list[int]], tokenizer, max_length: int) -> list[dict]:
     """Token ids of all documents packed into blocks of `max_length` ([CLS] ... [SEP]).
 
@@ -173,36 +117,6 @@ def group_blocks(docs: list[list[int]], tokenizer, max_length: int) -> list[dict
         ids = [tokenizer.cls_token_id, *stream[start:start + size], tokenizer.sep_token_id]
         blocks.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
     return blocks
-
-
-def masked_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor],
-                labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(summed cross-entropy over the masked positions, their count)."""
-    keep = labels != -100
-    with _only_positions(model, keep):
-        logits = model(**inputs).logits
-    if logits.dim() == 3:  # heads that bypass the output-embeddings module return every position
-        logits = logits[keep]
-    return torch.nn.functional.cross_entropy(logits.float(), labels[keep], reduction="sum"), int(keep.sum())
-
-
-@contextmanager
-def _only_positions(model: torch.nn.Module, keep: torch.Tensor):
-    """Project to the vocabulary only where a token was masked, as BERT's own pre-training code does.
-
-    The vocabulary projection costs about as much as the whole 6-layer MiniLM body, and only ~15% of the
-    positions are scored; skipping the rest halves training time. transformers has no switch for this in
-    masked-LM heads, so a hook hands the output-embeddings layer just the masked positions.
-    """
-    head = extract_model_from_parallel(model).get_output_embeddings()
-    if head is None:
-        yield
-        return
-    handle = head.register_forward_pre_hook(lambda module, args: (args[0][keep], *args[1:]))
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _per_mask(result: list) -> list[list[dict]]:

@@ -44,6 +44,7 @@ def span_labels(offsets: list, start_char: int, end_char: int, cls_index: int) -
 class QuestionAnswering:
     name: ClassVar[str] = "question-answering"
     peft_task_type: ClassVar[str] = "QUESTION_ANS"
+    input_fields: ClassVar[tuple[str, ...]] = ("question", "context")
     metric = "f1"
     higher_is_better = True
 

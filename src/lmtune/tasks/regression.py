@@ -23,6 +23,7 @@ from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
 class Regression:
     name: ClassVar[str] = "regression"
     peft_task_type: ClassVar[str] = "SEQ_CLS"
+    input_fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
     # Pearson is scale-free, so the mean over targets in different units still means something, and it is
     # the number STS-B reports; MSE (reported beside it) would let the widest-ranged target dominate.
     metric = "pearson"

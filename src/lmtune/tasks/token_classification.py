@@ -33,6 +33,7 @@ PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
 class TokenClassification:
     name: ClassVar[str] = "token-classification"
     peft_task_type: ClassVar[str] = "TOKEN_CLS"
+    input_fields: ClassVar[tuple[str, ...]] = ("tokens", "text")
     metric = "overall_f1"
     higher_is_better = True
 

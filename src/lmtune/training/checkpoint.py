@@ -7,6 +7,7 @@ ignored (and cleaned up) on the next save.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,9 @@ from safetensors.torch import load_file, save_file
 
 from lmtune.io import write_json
 
+# Tied input/output embeddings (SmolLM2, GPT-2) are stored once and tied again on load; accelerate warns
+# about that at every checkpoint although it is exactly what should happen.
+logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 _STEP = re.compile(r"^step-(\d+)$")
 BEST = "best.safetensors"
 

@@ -27,6 +27,10 @@ class Meter:
         self.samples += samples
         self.tokens += tokens
 
+    def pause(self, seconds: float) -> None:
+        """Leave time spent on something else (an evaluation) out of the rates."""
+        self.since += seconds
+
     def rates(self) -> dict[str, float]:
         now = time.perf_counter()
         dt = max(now - self.since, 1e-9)

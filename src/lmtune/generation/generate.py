@@ -1,0 +1,119 @@
+"""Generation with any causal LM: a built-in name, an HF folder, or an lmtune run (merged or adapter-only).
+
+Prompts are chat-rendered with the model's template unless asked for raw text, batched longest-first with
+left padding (a decoder continues from the last position, so padding must come before the prompt), and cut
+at stop strings. Greedy by default: evaluation must be reproducible; sampling is one option away.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, TextIteratorStreamer
+
+from lmtune.config import ModelConfig
+from lmtune.evaluation.inference import eval_mode
+from lmtune.models.chat import render
+from lmtune.models.load import load_model, load_tokenizer, load_trained
+from lmtune.models.resolve import resolve
+from lmtune.training.batching import sorted_batches
+
+
+@dataclass
+class Settings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+
+    def kwargs(self, tokenizer) -> dict:
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} \
+            if self.temperature > 0 else {"do_sample": False}
+        stops = {"stop_strings": self.stop, "tokenizer": tokenizer} if self.stop else {}
+        return {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id, **sampling, **stops}
+
+
+class Generator:
+    def __init__(self, model: torch.nn.Module, tokenizer, precision: str = "auto", system: str | None = None):
+        self.model, self.tokenizer, self.precision, self.system = model.eval(), tokenizer, precision, system
+        # Without a template (a base model) prompts go in as raw text.
+        self.chat = bool(tokenizer.chat_template)
+
+    @classmethod
+    def load(cls, model_or_run: str | Path, precision: str = "auto") -> Generator:
+        """A trained lmtune run or model folder (its saved system prompt too), else a model name or folder."""
+        from lmtune.api import model_dir
+        from lmtune.tasks import saved_task
+
+        path = Path(model_or_run)
+        if (path / "lmtune.json").exists() or (path / "model" / "lmtune.json").exists():
+            folder = model_dir(path)
+            state = json.loads((folder / "lmtune.json").read_text(encoding="utf-8"))
+            model = load_trained(folder, saved_task(folder))
+            return cls(model, load_tokenizer(str(folder), ModelConfig(name=str(folder))), precision,
+                       state.get("system_prompt"))
+        spec = ModelConfig(name=str(model_or_run))
+        local = resolve(spec.name)
+        return cls(load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), precision)
+
+    def prompt(self, turns: str | list[dict], raw: bool = False) -> str:
+        """The text the model continues: the chat so far plus the assistant header, or raw text as given."""
+        if raw or not self.chat:
+            return turns if isinstance(turns, str) else "\n".join(t["content"] for t in turns)
+        messages = [{"role": "user", "content": turns}] if isinstance(turns, str) else list(turns)
+        if self.system and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": self.system})
+        return render(messages, self.tokenizer, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], settings: Settings | None = None, batch_size: int = 8) -> list[str]:
+        settings = settings or Settings()
+        out: list[str] = [""] * len(prompts)
+        lengths = [len(p) for p in prompts]
+        with eval_mode(self.model, self.precision) as device:
+            for idx in sorted_batches(lengths, batch_size):
+                batch = self._encode([prompts[i] for i in idx]).to(device)
+                ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer))
+                new = ids[:, batch["input_ids"].shape[1]:]
+                for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+                    out[i] = cut_at_stop(text, settings.stop)
+        return out
+
+    def stream(self, prompt: str, settings: Settings | None = None) -> Iterator[str]:
+        """Text pieces as they are generated (for chat); generation runs in a thread, as transformers' streamer
+        requires."""
+        settings = settings or Settings()
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        device = next(self.model.parameters()).device
+        batch = self._encode([prompt]).to(device)
+
+        def work() -> None:
+            with eval_mode(self.model, self.precision):
+                self.model.generate(**batch, **settings.kwargs(self.tokenizer), streamer=streamer)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            stop = next((s for s in settings.stop if s in text + piece), None)
+            if stop:
+                yield cut_at_stop(text + piece, [stop])[len(text):]
+                break
+            text += piece
+            yield piece
+        thread.join()
+
+    def _encode(self, prompts: list[str]):
+        # A chat template writes its own BOS; raw prompts get the tokenizer's usual special tokens.
+        return self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                              add_special_tokens=not self.chat)
+
+
+def cut_at_stop(text: str, stops: list[str]) -> str:
+    """Text up to the first stop string (transformers stops after it but keeps it)."""
+    cut = min((text.find(s) for s in stops if s in text), default=-1)
+    return text if cut < 0 else text[:cut]

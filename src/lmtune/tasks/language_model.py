@@ -1,0 +1,64 @@
+"""What the language-model tasks share: corpus data for continued pre-training (mlm, clm), and the causal-LM
+model, collator, loss and perplexity (clm, sft)."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import pandas as pd
+import torch
+from transformers import AutoModelForCausalLM
+
+from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
+from lmtune.data.lines import load_corpus, read_corpus
+from lmtune.evaluation.inference import summed_loss
+from lmtune.models.load import load_model
+from lmtune.tasks.lm_loss import causal_loss
+from lmtune.training.packing import CausalCollator
+
+
+class CorpusTask:
+    """Unlabelled text, one document a line (or a table's text column), split at random."""
+
+    input_fields: ClassVar[tuple[str, ...]] = ("text",)
+    metric = "perplexity"
+    higher_is_better = False
+
+    def __init__(self, cfg: TaskConfig, max_length: int = 256):
+        self.cfg, self.max_length = cfg, max_length
+        self.precision = "auto"
+
+    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
+        self.max_length = cfg.data.max_length
+        return load_corpus(cfg)
+
+    def read_eval(self, data: DataConfig) -> pd.DataFrame:
+        return read_corpus(data.train, data)
+
+    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
+        pass  # nothing is tuned on validation data after training
+
+
+class CausalModelling:
+    """A causal LM trained on next-token labels (-100 = not scored), padded or packed rows alike."""
+
+    peft_task_type: ClassVar[str] = "CAUSAL_LM"
+    precision: str
+
+    def collate(self, tokenizer):
+        return CausalCollator(tokenizer.pad_token_id)
+
+    def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module:
+        return load_model(AutoModelForCausalLM, path, cfg)
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        total, count = causal_loss(model, batch)
+        return total / max(count, 1)
+
+    def perplexity(self, model, tokenizer, features: list[dict], batch_size: int) -> dict:
+        """Mean loss per scored token and perplexity = exp(loss)."""
+        total, count = summed_loss(model, features, self.collate(tokenizer), batch_size, causal_loss,
+                                   self.precision)
+        loss = total / max(count, 1)
+        return {"loss": round(loss, 6), "perplexity": round(math.exp(loss), 4), "tokens": count}

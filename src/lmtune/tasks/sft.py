@@ -1,0 +1,172 @@
+"""Supervised fine-tuning of a causal LM on chats: instruction following, dialogue, and the templates
+(summarisation, translation, classification by generation).
+
+Every row becomes a chat (`lmtune.data.conversations`, or `lmtune.tasks.templates` for plain columns),
+rendered with the model's chat template and scored on the assistant's tokens only (`lmtune.models.chat`).
+Training rows are length-grouped, or packed with task.packing (`lmtune.training.packing`). Validation is
+scored per example, as mean loss per assistant token and perplexity, and after training a sample of it is
+answered by generation and scored with ROUGE, BLEU/chrF or exact match, the answers saved in predictions.jsonl.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pandas as pd
+
+from lmtune.config import Config, DataConfig, TaskConfig
+from lmtune.data.conversations import read_conversations
+from lmtune.data.readers import file_label
+from lmtune.data.splits import read_and_split
+from lmtune.errors import DataError
+from lmtune.evaluation.generation import generation_metrics, row_scores
+from lmtune.generation.generate import Generator, Settings
+from lmtune.models.chat import encode_chat, ensure_chat_template
+from lmtune.tasks import templates
+from lmtune.tasks.language_model import CausalModelling
+from lmtune.training.packing import pack
+
+SOFT_PROMPTS = ("prompt-tuning", "p-tuning")
+
+
+class SFT(CausalModelling):
+    name: ClassVar[str] = "sft"
+    input_fields: ClassVar[tuple[str, ...]] = ("text",)
+    metric = "loss"
+    higher_is_better = False
+
+    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, system: str | None = None,
+                 max_length: int = 1024):
+        self.cfg, self.labels, self.system, self.max_length = cfg, labels or [], system, max_length
+        self.precision = "auto"
+        self.packing = cfg.packing
+        self.generating = False  # answers are generated in the final evaluations only: minutes on a CPU
+        self.lengths = {"truncated": 0, "dropped": 0}
+
+    # -- data ---------------------------------------------------------------------------------------
+    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
+        d = cfg.data
+        self.system, self.max_length = d.system_prompt, d.max_length
+        if cfg.method.name in SOFT_PROMPTS and self.packing:
+            # PEFT prepends the soft prompt to every row and drops position ids, so packed examples would
+            # see each other: such runs pad instead.
+            print(f"note: packing is off for {cfg.method.name} (the soft prompt is prepended to every row)")
+            self.packing = False
+        splits, sources = read_and_split(d, cfg.train.seed, lambda path: self._read(path, d))
+        if self.cfg.template != "none":
+            if self.cfg.template == "classification":
+                self.labels = sorted(set(splits["train"]["target"]))
+            splits = {name: templates.to_chats(rows, self.cfg, self.labels, self.system)
+                      for name, rows in splits.items()}
+        return splits, self._report(splits, sources)
+
+    def read_eval(self, data: DataConfig) -> pd.DataFrame:
+        rows = self._read(data.train, data)
+        if self.cfg.template != "none":
+            rows = templates.to_chats(rows, self.cfg, self.labels, self.system)
+        return rows
+
+    def _read(self, path: str, d: DataConfig) -> pd.DataFrame:
+        if self.cfg.template != "none":
+            return templates.read_template_rows(path, self.cfg.template, d)
+        return read_conversations(path, d.chat_format, system=self.system, data_format=d.format, header=d.header)
+
+    def _report(self, splits: dict[str, pd.DataFrame], sources: dict) -> dict:
+        first = splits["train"]
+        chats = first["messages"]
+        return {"rows": {name: len(rows) for name, rows in splits.items()}, "sources": sources,
+                "chat_format": first.attrs.get("format", f"template {self.cfg.template}"),
+                "mean_turns": round(float(chats.map(len).mean()), 2), "packing": self.packing,
+                "loss_on": self.cfg.loss_on, "length_limit": self.lengths}
+
+    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+        ensure_chat_template(tokenizer)  # saved with the model, so generation renders chats the same way
+        features = []
+        for row, chat in rows["messages"].items():
+            feature = encode_chat(chat, tokenizer, self.cfg.loss_on)
+            if len(feature["input_ids"]) > cfg.max_length:
+                feature = self._too_long(feature, cfg, file_label(rows), row)
+            if feature is None or all(label == -100 for label in feature["labels"][1:]):
+                self.lengths["dropped"] += feature is not None  # truncation left no answer token to learn
+                continue
+            features.append({**feature, "row": row})
+        if len(rows) and not features:
+            raise DataError(f"no chat fits in data.max_length={cfg.max_length} tokens with any of its answer "
+                            "left; raise data.max_length", file=file_label(rows))
+        return features
+
+    def _too_long(self, feature: dict, cfg: DataConfig, file: str | None, row) -> dict | None:
+        n = len(feature["input_ids"])
+        if cfg.too_long == "error":
+            raise DataError(f"the chat is {n} tokens long, over data.max_length={cfg.max_length}; raise "
+                            "max_length, or set data.too_long to truncate or drop", file=file, row=row,
+                            column="messages")
+        if cfg.too_long == "drop":
+            self.lengths["dropped"] += 1
+            return None
+        self.lengths["truncated"] += 1
+        return {k: v[: cfg.max_length] for k, v in feature.items()}
+
+    def prepare_train(self, features: list[dict]) -> list[dict]:
+        """Training rows: packed to max_length when packing is on (evaluation always scores one chat a row)."""
+        return pack(features, self.max_length) if self.packing else features
+
+    # -- evaluation and prediction ------------------------------------------------------------------
+    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> bool:
+        """Turns on generation for the final evaluations; True asks for validation to be scored again with it."""
+        self.generating = self.cfg.generate_samples > 0
+        return self.generating
+
+    def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
+                 batch_size: int) -> tuple[dict, list[dict]]:
+        metrics = {**self.perplexity(model, tokenizer, features, batch_size), "examples": len(features)}
+        if not self.generating:
+            return metrics, []
+        answers = self._answer(model, tokenizer, rows.loc[[f["row"] for f in features[: self.cfg.generate_samples]]],
+                               batch_size)
+        return {**metrics, "generated": generation_metrics([a["generated"] for a in answers],
+                                                           [a["reference"] for a in answers], self.kinds)}, answers
+
+    @property
+    def kinds(self) -> list[str]:
+        if self.cfg.generation_metrics:
+            return list(self.cfg.generation_metrics)
+        return templates.METRICS.get(self.cfg.template, ["rouge", "exact"])
+
+    def _answer(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
+        """The last assistant turn of each chat generated from the turns before it, scored against it."""
+        generator = Generator(model, tokenizer, self.precision)
+        prompts = [generator.prompt(chat[:-1]) for chat in rows["messages"]]
+        outputs = generator.generate(prompts, Settings(max_new_tokens=self.cfg.max_new_tokens), batch_size)
+        records = []
+        for (row, chat), output in zip(rows["messages"].items(), outputs, strict=True):
+            reference = chat[-1]["content"]
+            records.append({"row": int(row), "prompt": chat[-2]["content"], "reference": reference,
+                            "generated": output, **row_scores(output, reference, self.kinds)})
+        return records
+
+    def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
+        """An answer for each `text` (the user's message; for templates, the source text the prompt wraps)."""
+        generator = Generator(model, tokenizer, self.precision, self.system)
+        texts = rows["text"].tolist()
+        users = [templates.prompt_for(t, self.cfg, self.labels) if self.cfg.template != "none" else t
+                 for t in texts]
+        outputs = generator.generate([generator.prompt(u) for u in users],
+                                     Settings(max_new_tokens=self.cfg.max_new_tokens), batch_size)
+        return [{"row": int(row), "text": text, "generated": output}
+                for row, text, output in zip(rows.index, texts, outputs, strict=True)]
+
+    # -- saved state --------------------------------------------------------------------------------
+    def state(self) -> dict:
+        keep = ("template", "source_lang", "target_lang", "loss_on", "generate_samples", "max_new_tokens",
+                "generation_metrics", "packing")
+        return {"task": self.name, **self.cfg.model_dump(include=set(keep)), "labels": self.labels,
+                "system_prompt": self.system, "max_length": self.max_length}
+
+    @classmethod
+    def from_state(cls, state: dict) -> SFT:
+        cfg = TaskConfig(name=cls.name, **{k: v for k, v in state.items() if k in TaskConfig.model_fields
+                                           and k != "name"})
+        task = cls(cfg, state["labels"], state["system_prompt"], state["max_length"])
+        task.generating = cfg.generate_samples > 0
+        return task
