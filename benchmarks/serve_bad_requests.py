@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import httpx
-
 from serve_load import free_port, start_server
 
 JSON = {"content-type": "application/json"}

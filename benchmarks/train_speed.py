@@ -203,18 +203,15 @@ def lmtune_setup(args: argparse.Namespace) -> dict:
         "data": {"train": str(args.data / "train.tsv"), "validation": str(args.data / "dev.tsv"),
                  "text_column": "sentence", "test_size": 0, "max_length": MAX_LENGTH},
         "task": {"baselines": False},
-        # log_every = eval_every puts a step record (with `elapsed`) just before each evaluation. save_every
-        # beyond the last step turns off lmtune's checkpoint at each evaluation, as save_strategy="no" does for
-        # the Trainer; its best-weights copy at each improvement cannot be turned off and counts as training.
-        "train": {"epochs": args.epochs, "seed": args.seed, "eval_every": args.eval_every,
-                  "log_every": args.eval_every, "save_every": 10**9},
+        # save_every beyond the last step turns off lmtune's checkpoint at each evaluation, as save_strategy="no"
+        # does for the Trainer; its best-weights copy at each improvement is counted with the evaluations.
+        "train": {"epochs": args.epochs, "seed": args.seed, "eval_every": args.eval_every, "save_every": 10**9},
     })
     check_lmtune_defaults(run.config.train)
     evals = lmtune_evals([json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()])
     result = {"precision": precision_name(run.config.train.precision),
               "steps": run.metrics["train"]["steps"],
-              # fit()'s seconds run from its first step to its return and include every evaluation.
-              "train_seconds": round(run.metrics["train"]["seconds"] - sum(e["eval_seconds"] for e in evals), 2),
+              "train_seconds": round(run.metrics["train"]["seconds"] - run.metrics["train"]["eval_seconds"], 2),
               "evals": evals, "final_accuracy": round(run.metrics["validation"]["accuracy"], 4),
               "peak_rss_mb": peak_rss_mb()}  # before prediction, which loads two more copies of the model
     result["prediction"] = prediction_throughput(run.path, read_tsv(args.data / "dev.tsv")["sentence"].tolist())
@@ -231,17 +228,9 @@ def check_lmtune_defaults(cfg) -> None:
 
 
 def lmtune_evals(log: list[dict]) -> list[dict]:
-    """lmtune logs each evaluation's seconds but not the training clock at it. The step record logged just
-    before the evaluation carries `elapsed` (wall time since training began, earlier evaluations included), so
-    the training seconds at an evaluation are that minus the seconds of the evaluations before it."""
-    elapsed = {r["step"]: r["elapsed"] for r in log if "elapsed" in r}
-    evals, paused = [], 0.0
-    for record in (r for r in log if "eval" in r):
-        evals.append({"step": record["step"], "accuracy": round(record["eval"]["accuracy"], 4),
-                      "train_seconds": round(elapsed[record["step"]] - paused, 2),
-                      "eval_seconds": record["eval_seconds"]})
-        paused += record["eval_seconds"]
-    return evals
+    """Each evaluation's accuracy at the training clock lmtune logs with it (evaluations left out)."""
+    return [{"step": r["step"], "accuracy": round(r["eval"]["accuracy"], 4), "train_seconds": r["train_seconds"],
+             "eval_seconds": r["eval_seconds"]} for r in log if "eval" in r]
 
 
 def prediction_throughput(run_path: Path, sentences: list[str]) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from lmtune.reporting.report import write_reports
 from lmtune.tasks import new_task, saved_task
 from lmtune.training.device import make_accelerator, resolve_precision
 from lmtune.training.loop import Objective, fit
+from lmtune.training.tracking import Tracker
 
 DEMO_DATA = Path(__file__).parent / "resources" / "reviews.csv"
 
@@ -124,9 +126,14 @@ def _merged(base: dict, top: dict) -> dict:
 
 
 def train(config: Config | dict | str | Path | None = None, resume: bool = False, *,
-          splits: dict[str, pd.DataFrame] | None = None) -> Run:
+          splits: dict[str, pd.DataFrame] | None = None,
+          on_evaluate: Callable[[int, dict], None] | None = None) -> Run:
     """Fine-tune one model. `splits` ({"train", "validation"[, "test"]: rows in the task's columns}) replaces
-    reading and splitting data.train; cross_validate passes each fold that way."""
+    reading and splitting data.train; cross_validate passes each fold that way.
+
+    `on_evaluate(n, metrics)` sees each validation during training: n counts evaluations (1, 2, ...; 0 is the
+    eval_before one), not steps, which the evaluation is not told. An exception it raises (tuning's
+    optuna.TrialPruned) ends the run there: config.yaml, train_log.jsonl and checkpoints stay, no model/."""
     cfg = as_config(config)
     if resume:
         cfg = _resumed_config(cfg)
@@ -159,18 +166,27 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         _announce(cfg, params, data_report["unknown_token_rate"])
 
     batch = cfg.train.eval_batch_size
-    evaluate, last = None, {}
+    evaluate, last = None, {"n": 0 if cfg.train.eval_before else 1}
     if "validation" in splits:
         def evaluate(m):
             last["result"] = task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)
+            if on_evaluate:
+                on_evaluate(last["n"], last["result"][0])
+            last["n"] += 1
             return last["result"][0]
     objective = Objective(loss=task.loss, evaluate=evaluate, **selection_metric(cfg.train.metric, task))
     before = evaluate(model) if evaluate and cfg.train.eval_before else None
     # Optional step: training-only reshaping of the examples, e.g. packing (sft); evaluation never sees it.
     prepare = getattr(task, "prepare_train", None)
     train_features = prepare(features["train"]) if prepare else features["train"]
-    result = fit(accelerator, model, train_features, task.collate(tokenizer),
-                 [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume)
+    tracker = Tracker(run_dir, cfg, enabled=accelerator.is_main_process)
+    try:
+        result = fit(accelerator, model, train_features, task.collate(tokenizer),
+                     [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume,
+                     tracker.log)
+    except BaseException:
+        tracker.abort()
+        raise
     model = accelerator.unwrap_model(model)
     # The last evaluation already scored the final weights, unless best-model restore or finish() changed them.
     unchanged = bool(result.best and result.history and result.best["step"] == result.history[-1]["step"])
@@ -195,6 +211,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_jsonl(run_dir / "predictions.jsonl", predictions)
         metrics.update(run_baselines(task, splits, predictions))
         write_json(run_dir / "metrics.json", metrics)
+        tracker.finish(metrics)
         write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)

@@ -30,7 +30,7 @@ SHORTCUTS = {
     "text_column": "data.text_column", "text_pair_column": "data.text_pair_column",
     "label_column": "data.label_column", "max_length": "data.max_length", "template": "task.template",
     "source_column": "data.source_column", "target_column": "data.target_column",
-    "source_lang": "task.source_lang", "target_lang": "task.target_lang",
+    "source_lang": "task.source_lang", "target_lang": "task.target_lang", "track": "train.track",
 }
 
 
@@ -89,6 +89,8 @@ def train(
     target_column: Annotated[str | None, Opt(help="sft templates: the output text column.")] = None,
     source_lang: Annotated[str | None, Opt(help="sft translation: source language name.")] = None,
     target_lang: Annotated[str | None, Opt(help="sft translation: target language name.")] = None,
+    track: Annotated[str | None, Opt(help="mlflow: also log to MLflow (TensorBoard logs are always written).")]
+    = None,
 ) -> None:
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
     from lmtune.api import train as run_training
@@ -117,6 +119,43 @@ def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
     Console().print(table)
     run_dir = Path(cfg.output_dir) / result["name"]
     console.print(f"[bold]cross-validation:[/] {run_dir / 'cv.json'}\n[bold]fold runs:[/] {run_dir}/fold-*")
+
+
+@app.command()
+def tune(
+    space: Annotated[Path, Opt(help="YAML search space: dotted config keys, each a list of choices or "
+                                    "{low, high[, log, step]} (integer bounds give integers).")],
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML config every trial starts from.")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a config key: --set train.max_steps=200")] = None,
+    trials: Annotated[int, Opt(help="Trials in all (a resumed search counts those already done).")] = 20,
+    timeout: Annotated[float | None, Opt(help="Seconds after which no new trial starts.")] = None,
+    seed: Annotated[int | None, Opt(help="Sampler seed (default: train.seed).")] = None,
+    retrain: Annotated[bool, Opt(help="Train the best config at the end (runs/<name>-best).")] = False,
+    resume: Annotated[bool, Opt(help="Continue the search in runs/<name> from its study.db.")] = False,
+) -> None:
+    """Search hyper-parameters with Optuna: trials in runs/<name>/trial-<n>, best first in tune.md, the best
+    config in best.yaml (train it with lmtune train -c)."""
+    from lmtune.tuning import trial_table
+    from lmtune.tuning import tune as run_tune
+
+    cfg = load_config(config, list(set_ or []))
+    result = run_tune(cfg, space, trials=trials, seed=seed, timeout=timeout, retrain=retrain, resume=resume)
+    block = trial_table(result)
+    table = Table(*block["columns"], title=f"{len(block['rows'])} trials, best first ({result['direction']} "
+                  f"{result['metric']})")
+    for row in block["rows"]:
+        table.add_row(*row)
+    Console().print(table)
+    if "retrain" in result:
+        _print_metrics(result["retrain"]["metrics"])
+        console.print(f"[bold green]best config retrained:[/] {result['retrain']['run']}")
+    run_dir = Path(cfg.output_dir) / result["name"]
+    if result["best_config"]:
+        console.print(f"[bold green]best config:[/] {result['best_config']}  "
+                      f"(lmtune train -c {result['best_config']})")
+    else:
+        console.print("[yellow]no trial completed, so there is no best config[/]")
+    console.print(f"[bold]trials:[/] {run_dir / 'tune.md'}\n[bold]trial runs:[/] {run_dir}/trial-*")
 
 
 @app.command()

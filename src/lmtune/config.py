@@ -84,7 +84,7 @@ class TaskConfig(Section):
     n_best: int = Field(20, gt=0, description="Question answering: start/end candidates tried per window.")
     baselines: bool = Field(True, description="Classification: also score TF-IDF + logistic regression and "
                             "majority-class baselines on the same splits (seconds), with the model's lift.")
-    lstm_baseline: bool = Field(True, description="Classification, with baselines on: also train a BiLSTM from "
+    lstm_baseline: bool = Field(False, description="Classification, with baselines on: also train a BiLSTM from "
                                 "scratch on the training split (random embeddings, a few epochs on CPU, seconds to "
                                 "a minute) and report the model's lift over it: what pretraining adds beyond word "
                                 "order.")
@@ -148,6 +148,9 @@ class TrainConfig(Section):
     eval_before: bool = Field(False, description="Also evaluate before training, for a before/after view.")
     log_every: int = Field(20, gt=0)
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = all cores.")
+    track: Literal["none", "mlflow"] = Field("none", description="Also log to MLflow (local SQLite store "
+                                             "<output_dir>/mlflow.db unless MLFLOW_TRACKING_URI is set); "
+                                             "TensorBoard logs are always in runs/<name>/tensorboard.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less "
                                          "memory for long sequences, about a third more compute.")
 

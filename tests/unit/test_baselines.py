@@ -24,8 +24,8 @@ def separable_rows(n: int = 80, positive_share: float = 0.5) -> list[tuple[str, 
 
 
 def loaded(csv: str, **task):
-    """The task and splits exactly as training gets them (same loader, same seed)."""
-    cfg = build_config({"data": {"train": csv}, "task": task, "train": {"seed": 3}})
+    """The task and splits exactly as training gets them (same loader, same seed), the BiLSTM asked for."""
+    cfg = build_config({"data": {"train": csv}, "task": {"lstm_baseline": True, **task}, "train": {"seed": 3}})
     task = new_task(cfg)
     splits, _ = task.load(cfg)
     return task, splits
@@ -75,7 +75,8 @@ def test_multi_label_baselines_use_the_multi_label_metrics(tmp_path):
     rows = [(f"{'red' if i % 2 else 'blue'} {'big' if i % 3 else 'small'} thing {i}",
              "|".join(x for x, on in (("red", i % 2), ("big", i % 3)) if on) or "none") for i in range(90)]
     csv = write_csv(tmp_path / "ml.csv", rows)
-    cfg = build_config({"data": {"train": csv, "label_separator": "|"}, "train": {"seed": 3}})
+    cfg = build_config({"data": {"train": csv, "label_separator": "|"}, "task": {"lstm_baseline": True},
+                        "train": {"seed": 3}})
     task = new_task(cfg)
     splits, _ = task.load(cfg)
     records = [{"labels": y, "gold": y} for y in splits["test"]["label"]]
@@ -104,7 +105,8 @@ def test_sentence_pairs_reach_every_baseline(tmp_path):
              "agree" if i % 3 else "disagree") for i in range(60)]
     csv = tmp_path / "pairs.csv"
     csv.write_text("a,b,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in rows), encoding="utf-8")
-    cfg = build_config({"data": {"train": str(csv), "text_column": "a", "text_pair_column": "b"}, "train": {"seed": 3}})
+    cfg = build_config({"data": {"train": str(csv), "text_column": "a", "text_pair_column": "b"},
+                        "task": {"lstm_baseline": True}, "train": {"seed": 3}})
     task = new_task(cfg)
     splits, _ = task.load(cfg)
     assert task.pair

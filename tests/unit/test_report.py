@@ -42,6 +42,7 @@ def run_dir(tiny_bert, tmp_path_factory) -> Path:
             for i in range(60)]
     (folder / "d.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
     run = train({"name": "r", "output_dir": str(folder / "runs"), "model": {"name": tiny_bert},
+                 "task": {"lstm_baseline": True},
                  "data": {"train": str(folder / "d.csv"), "max_length": 32},
                  "train": {"max_steps": 4, "batch_size": 8, "log_every": 1, "eval_every": 2, "seed": 1}})
     return run.path

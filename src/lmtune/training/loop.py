@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
+from accelerate import Accelerator
 from lmtune.config import TrainConfig
 from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl
@@ -53,7 +53,9 @@ class Objective:
 
 
 def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, lengths: list[int],
-        cfg: TrainConfig, objective: Objective, run_dir: Path, resume: bool = False) -> FitResult:
+        cfg: TrainConfig, objective: Objective, run_dir: Path, resume: bool = False,
+        track: Callable[[dict], None] | None = None) -> FitResult:
+    """Train; every logged record also goes to `track` (experiment trackers) on the main process."""
     sampler = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed, shuffle=True)
     if not cfg.group_by_length:
         sampler.group = 1
@@ -77,6 +79,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     def log(record: dict) -> None:
         if accelerator.is_main_process:
             append_jsonl(log_path, record)
+            if track:
+                track(record)
 
     def save() -> None:
         state["seconds"] = elapsed()
