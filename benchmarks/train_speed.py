@@ -70,6 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--target", type=float, default=0.88, help="dev accuracy for time-to-target")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help="comma-separated subset to run (lmtune always runs: the ratios are against it)")
     parser.add_argument("--only", choices=SETUPS, help=argparse.SUPPRESS)  # internal: one set-up, in a subprocess
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)  # internal: the subset files, run folders
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)  # internal: where the subprocess reports
@@ -299,7 +301,7 @@ def ratios(setups: dict) -> dict:
     """Throughput ratio above 1 and time-to-target ratio below 1 both mean lmtune is faster."""
     ours = setups["lmtune"]
     out = {}
-    for other in ("hf-best", "hf-classic"):
+    for other in (name for name in ("hf-best", "hf-classic") if name in setups):
         theirs = setups[other]
         reached = ours["time_to_target_s"] is not None and theirs["time_to_target_s"] is not None
         out[f"lmtune/{other}"] = {
@@ -362,8 +364,9 @@ def main() -> None:
         folder = Path(tmp)
         write_subsets(args, folder)
         stats = data_and_model_stats(folder, args.epochs)
-        raw = {name: run_subprocess(name, folder) for name in SETUPS}
-    setups = {name: summarise(raw[name], stats, gflops, args.target) for name in SETUPS}
+        chosen = [name for name in SETUPS if name in {*args.setups.split(","), "lmtune"}]
+        raw = {name: run_subprocess(name, folder) for name in chosen}
+    setups = {name: summarise(raw[name], stats, gflops, args.target) for name in chosen}
     result = {
         "command": shlex.join([sys.executable, *sys.argv]), "torch": torch.__version__,
         "transformers": transformers.__version__, "cpu": cpu_model(), "threads": torch.get_num_threads(),

@@ -100,7 +100,7 @@ def _rows(inputs: list[str] | list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _free_run_dir(cfg: Config) -> Config:
+def free_run_dir(cfg: Config) -> Config:
     """A new run never overwrites an old one: runs/name, runs/name-2, ..."""
     base, n, name = Path(cfg.output_dir), 1, cfg.name
     while (base / name).exists():
@@ -137,10 +137,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     cfg = as_config(config)
     if resume:
         cfg = _resumed_config(cfg)
-    cfg = _with_demo_data(cfg)
+    cfg = with_demo_data(cfg)
     accelerator = make_accelerator(cfg.train)
     if not resume:
-        cfg = _free_run_dir(cfg)
+        cfg = free_run_dir(cfg)
     accelerator.wait_for_everyone()  # every process has picked the run folder before any writes to it
     run_dir, t0 = cfg.run_dir, time.perf_counter()
     set_seed(cfg.train.seed)
@@ -226,7 +226,7 @@ def _announce(cfg: Config, params: dict, unknown: float) -> None:
               "byte-level one) will do better")
 
 
-def _with_demo_data(cfg: Config) -> Config:
+def with_demo_data(cfg: Config) -> Config:
     if cfg.data.train is not None:
         return cfg
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"train": str(DEMO_DATA)})})
@@ -236,7 +236,7 @@ def cross_validate(config: Config | dict | str | Path | None = None, folds: int 
     """K-fold cross-validation over the training file: fold i trains runs/<name>/fold-<i> with fold i held out
     as its validation split. Writes runs/<name>/cv.json and cv.md (per-fold metrics, mean ± sample std) and
     oof_predictions.jsonl (every row predicted once, by the model that did not train on it); returns cv.json."""
-    cfg = _free_run_dir(_with_demo_data(as_config(config)))
+    cfg = free_run_dir(with_demo_data(as_config(config)))
     if cfg.data.validation or cfg.data.test:
         raise ConfigError("cross-validation holds out each fold of the training file in turn, so it takes no "
                           "validation or test file; remove data.validation / data.test (--validation / --test)")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lmtune.api import _free_run_dir, _with_demo_data, as_config, selection_metric, train
+from lmtune.api import as_config, free_run_dir, selection_metric, train, with_demo_data
 from lmtune.config import Config, build_config, load_yaml, set_dotted
 from lmtune.errors import ConfigError, UserError
 from lmtune.io import write_json, write_jsonl, write_text
@@ -41,13 +41,13 @@ def tune(config: Config | dict | str | Path | None, space: dict | str | Path, tr
     `retrain` trains best.yaml at the end (runs/<name>-best), its metrics under "retrain"."""
     import optuna
 
-    cfg = _with_demo_data(as_config(config))
+    cfg = with_demo_data(as_config(config))
     base = cfg.model_dump(mode="json")
     spec = _read_space(space)
     distributions = load_space(spec, base)
     if trials < 1:
         raise ConfigError(f"tuning needs at least 1 trial, got {trials}")
-    cfg = _existing(cfg) if resume else _free_run_dir(cfg)
+    cfg = _existing(cfg) if resume else free_run_dir(cfg)
     objective = _objective_metric(cfg)
     study = _study(cfg, objective["higher_is_better"], cfg.train.seed if seed is None else seed)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
