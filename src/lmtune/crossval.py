@@ -14,6 +14,7 @@ from lmtune.config import Config
 from lmtune.data import quality_report
 from lmtune.data.readers import file_label
 from lmtune.errors import ConfigError, DataError
+from lmtune.evaluation.numbers import is_number
 from lmtune.io import write_json, write_jsonl, write_text
 
 
@@ -49,17 +50,13 @@ def fold_report(task, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
 def summarise(per_fold: list[dict]) -> dict[str, dict]:
     """Mean and sample std (ddof=1: the folds are a sample of the ways to split) of each scalar metric that
     every fold reported."""
-    keys = [k for k in per_fold[0] if all(_scalar(fold.get(k)) for fold in per_fold)]
+    keys = [k for k in per_fold[0] if all(is_number(fold.get(k)) for fold in per_fold)]
     return {k: {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))}
             for k in keys for values in [[fold[k] for fold in per_fold]]}
 
 
 def scalars(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if _scalar(v)}
-
-
-def _scalar(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return {k: v for k, v in metrics.items() if is_number(v)}
 
 
 def write_results(run_dir: Path, result: dict, oof: list[dict]) -> None:

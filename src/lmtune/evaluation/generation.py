@@ -12,15 +12,14 @@ import re
 import statistics
 from functools import lru_cache
 
+from lmtune.evaluation.scripts import CJK
+
 KINDS = ("rouge", "bleu", "exact")
 _ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 # Scripts written without spaces between words: Han (with its iteration mark and the extension planes), Hiragana,
 # Katakana (with its phonetic extensions and half-width forms) and Hangul (syllables and jamo).
-_NO_SPACE = (
-    "\u3005\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-    "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af\U00020000-\U0003134f"
-)
+_NO_SPACE = CJK + "\u3005\u31f0-\u31ff\uff66-\uff9f\u1100-\u11ff\u3130-\u318f\uac00-\ud7af\U00020000-\U0003134f"
 # One character of those scripts, or a run of other word characters. The lookahead keeps punctuation that shares
 # the kana block (the middle dot ・) out of the tokens.
 _TOKEN = re.compile(f"(?=\\w)[{_NO_SPACE}]|[^\\W{_NO_SPACE}]+")

@@ -21,11 +21,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lmtune.evaluation.scripts import CJK
+
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
 # Scripts written without spaces (Chinese, Japanese) are read a character at a time; other words are runs of
 # word characters, punctuation marks single tokens ("!" and "?" carry sentiment).
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+TOKEN = re.compile(rf"[{CJK}]|[^\W{CJK}]+|[^\w\s]")
 
 Text = str | tuple[str, str]  # one text, or a sentence pair
 

@@ -16,10 +16,11 @@ from collections import Counter
 
 import numpy as np
 
+from lmtune.evaluation.scripts import CJK
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _ASCII_PUNCTUATION = set(string.punctuation)
-# CJK ideographs (with extension A and compatibility forms) and Japanese kana.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(f"[{CJK}]")
 
 
 def written_without_spaces(text: str) -> bool:

@@ -7,6 +7,7 @@ from sklearn.metrics import confusion_matrix
 
 from lmtune.evaluation.calibration import expected_calibration_error, reliability_bins
 from lmtune.evaluation.error_analysis import accuracy_by_length, confident_mistakes, confused_pairs
+from lmtune.evaluation.numbers import is_number
 from lmtune.reporting import plots
 from lmtune.reporting.blocks import figure, section, table, text
 from lmtune.reporting.run_files import RunFiles
@@ -109,16 +110,12 @@ def _errors(records: list[dict], split: str) -> dict:
 
 
 def regression_sections(run: RunFiles) -> list[dict]:
-    pairs = [(r["score"], r["gold"]) for r in run.predictions if _number(r.get("score")) and _number(r.get("gold"))]
+    pairs = [(r["score"], r["gold"]) for r in run.predictions if is_number(r.get("score")) and is_number(r.get("gold"))]
     if len(pairs) < 2:
         return []
     predicted, gold = np.array(pairs, dtype=float).T
     return [section("Predictions", [figure("scatter", f"Predicted against gold on {run.predictions_split}",
                                            plots.scatter_plot(predicted, gold))])]
-
-
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _short(value) -> str:

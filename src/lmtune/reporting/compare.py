@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lmtune.api import selection_metric
 from lmtune.errors import UserError
+from lmtune.evaluation.numbers import is_number
 from lmtune.io import write_json, write_text
 from lmtune.reporting.blocks import section, table, text, warning
 from lmtune.reporting.render import render_markdown
@@ -136,4 +137,4 @@ def _evaluated_on(run: RunFiles, split: str) -> str:
 
 
 def _scalar(value) -> float | int | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return value if is_number(value) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lmtune.errors import UserError
 from lmtune.evaluation.baselines import LIFTS
+from lmtune.evaluation.numbers import is_number
 from lmtune.reporting.blocks import signed, table
 from lmtune.reporting.run_files import RunFiles
 from lmtune.tasks import saved_task
@@ -81,7 +82,7 @@ def metric_table(run: RunFiles, interval: dict | None) -> dict | None:
     flat = {split: flat_metrics(run.metrics[split]) for split in splits}
     keys: list[str] = []
     for split in splits:
-        keys += [k for k, v in flat[split].items() if _scalar(v) and k not in keys]
+        keys += [k for k, v in flat[split].items() if is_number(v) and k not in keys]
     if not keys:
         return None
     columns = ["metric", *splits]
@@ -170,8 +171,4 @@ def limitations(run: RunFiles) -> list[str]:
     if lift and lift["low"] <= 0:
         out.append("The model is not clearly better than a TF-IDF + logistic regression baseline on this data.")
     return out
-
-
-def _scalar(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lmtune.config import Config
 from lmtune.errors import ConfigError
+from lmtune.evaluation.numbers import is_number
 
 
 class Tracker:
@@ -88,4 +89,4 @@ def _leaves(values: dict, prefix: str = "") -> dict:
 
 
 def _numbers(values: dict) -> dict:
-    return {k: v for k, v in _leaves(values).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return {k: v for k, v in _leaves(values).items() if is_number(v)}
