@@ -85,13 +85,17 @@ class Predictor:
         return self.task.evaluate(self.model, self.tokenizer, rows, features, batch_size)
 
 
-def model_dir(model_or_run: str | Path) -> Path:
+def find_model_dir(model_or_run: str | Path) -> Path | None:
+    """The lmtune model folder of a run or model folder; None for anything else (e.g. a base model's folder)."""
     path = Path(model_or_run)
-    if (path / "model" / "lmtune.json").exists():
-        return path / "model"
-    if (path / "lmtune.json").exists():
-        return path
-    raise UserError(f"{path} is neither an lmtune run folder nor an lmtune model folder (no lmtune.json)")
+    return next((folder for folder in (path / "model", path) if (folder / "lmtune.json").exists()), None)
+
+
+def model_dir(model_or_run: str | Path) -> Path:
+    found = find_model_dir(model_or_run)
+    if found is None:
+        raise UserError(f"{model_or_run} is neither an lmtune run folder nor an lmtune model folder (no lmtune.json)")
+    return found
 
 
 def _rows(inputs: list[str] | list[dict]) -> pd.DataFrame:

@@ -7,7 +7,6 @@ at stop strings. Greedy by default: evaluation must be reproducible; sampling is
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from transformers import AutoModelForCausalLM, TextIteratorStreamer
 from lmtune.config import ModelConfig
 from lmtune.evaluation.inference import eval_mode
 from lmtune.models.chat import render
-from lmtune.models.load import load_model, load_tokenizer, load_trained
+from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
 
@@ -46,17 +45,12 @@ class Generator:
 
     @classmethod
     def load(cls, model_or_run: str | Path, precision: str = "auto") -> Generator:
-        """A trained lmtune run or model folder (its saved system prompt too), else a model name or folder."""
-        from lmtune.api import model_dir
-        from lmtune.tasks import saved_task
+        """A trained lmtune run or model folder (with sft's saved system prompt), else a model name or folder."""
+        from lmtune.api import Predictor, find_model_dir
 
-        path = Path(model_or_run)
-        if (path / "lmtune.json").exists() or (path / "model" / "lmtune.json").exists():
-            folder = model_dir(path)
-            state = json.loads((folder / "lmtune.json").read_text(encoding="utf-8"))
-            model = load_trained(folder, saved_task(folder))
-            return cls(model, load_tokenizer(str(folder), ModelConfig(name=str(folder))), precision,
-                       state.get("system_prompt"))
+        if find_model_dir(model_or_run) is not None:
+            trained = Predictor(model_or_run, precision)
+            return cls(trained.model, trained.tokenizer, precision, getattr(trained.task, "system", None))
         spec = ModelConfig(name=str(model_or_run))
         local = resolve(spec.name)
         return cls(load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), precision)

@@ -15,7 +15,6 @@ import pandas as pd
 
 from lmtune.config import DataConfig, TaskConfig
 from lmtune.errors import ConfigError
-from lmtune.generation.generate import Generator, Settings
 from lmtune.tasks.language_model import CausalModelling, CorpusTask
 
 CONTINUATION_TOKENS = 64
@@ -38,12 +37,7 @@ class CausalLM(CorpusTask, CausalModelling):
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         """A greedy continuation of each text."""
-        generator = Generator(model, tokenizer, self.precision)
-        texts = rows["text"].tolist()
-        outputs = generator.generate([generator.prompt(t, raw=True) for t in texts],
-                                     Settings(max_new_tokens=CONTINUATION_TOKENS), batch_size)
-        return [{"row": int(row), "text": text, "generated": output}
-                for row, text, output in zip(rows.index, texts, outputs, strict=True)]
+        return self.generate_for_rows(model, tokenizer, rows, batch_size, CONTINUATION_TOKENS, raw=True)
 
     def state(self) -> dict:
         return {"task": self.name, "max_length": self.max_length}

@@ -4,6 +4,7 @@ model, collator, loss and perplexity (clm, sft)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import pandas as pd
@@ -13,6 +14,7 @@ from transformers import AutoModelForCausalLM
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
 from lmtune.data.lines import load_corpus, read_corpus
 from lmtune.evaluation.inference import summed_loss
+from lmtune.generation.generate import Generator, Settings
 from lmtune.models.load import load_model
 from lmtune.tasks.lm_loss import causal_loss
 from lmtune.training.packing import CausalCollator
@@ -62,3 +64,15 @@ class CausalModelling:
                                    self.precision)
         loss = total / max(count, 1)
         return {"loss": round(loss, 6), "perplexity": round(math.exp(loss), 4), "tokens": count}
+
+    def generate_for_rows(self, model, tokenizer, rows: pd.DataFrame, batch_size: int, max_new_tokens: int, *,
+                          system: str | None = None, wrap: Callable[[str], str] | None = None,
+                          raw: bool = False) -> list[dict]:
+        """{"row", "text", "generated"} for each `text`: greedy, `wrap`ped into a prompt first when given, chat-
+        rendered unless `raw`."""
+        generator = Generator(model, tokenizer, self.precision, system)
+        texts = rows["text"].tolist()
+        prompts = [generator.prompt(wrap(t) if wrap else t, raw=raw) for t in texts]
+        outputs = generator.generate(prompts, Settings(max_new_tokens=max_new_tokens), batch_size)
+        return [{"row": int(row), "text": text, "generated": output}
+                for row, text, output in zip(rows.index, texts, outputs, strict=True)]

@@ -147,14 +147,11 @@ class SFT(CausalModelling):
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         """An answer for each `text` (the user's message; for templates, the source text the prompt wraps)."""
-        generator = Generator(model, tokenizer, self.precision, self.system)
-        texts = rows["text"].tolist()
-        users = [templates.prompt_for(t, self.cfg, self.labels) if self.cfg.template != "none" else t
-                 for t in texts]
-        outputs = generator.generate([generator.prompt(u) for u in users],
-                                     Settings(max_new_tokens=self.cfg.max_new_tokens), batch_size)
-        return [{"row": int(row), "text": text, "generated": output}
-                for row, text, output in zip(rows.index, texts, outputs, strict=True)]
+        return self.generate_for_rows(model, tokenizer, rows, batch_size, self.cfg.max_new_tokens,
+                                      system=self.system, wrap=self._user_message)
+
+    def _user_message(self, text: str) -> str:
+        return templates.prompt_for(text, self.cfg, self.labels) if self.cfg.template != "none" else text
 
     # -- saved state --------------------------------------------------------------------------------
     def state(self) -> dict:
