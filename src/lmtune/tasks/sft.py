@@ -77,7 +77,8 @@ class SFT(CausalModelling):
         return {"rows": {name: len(rows) for name, rows in splits.items()}, "sources": sources,
                 "chat_format": first.attrs.get("format", f"template {self.cfg.template}"),
                 "mean_turns": round(float(chats.map(len).mean()), 2), "packing": self.packing,
-                "loss_on": self.cfg.loss_on, "length_limit": self.lengths}
+                "loss_on": self.cfg.loss_on,
+                "length_limit": self.lengths}  # the counts themselves: encode(), after load(), fills them in
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
         ensure_chat_template(tokenizer)  # saved with the model, so generation renders chats the same way
