@@ -10,7 +10,10 @@ weight decay 0.01, and evaluates dev accuracy every --eval-every steps and after
 - hf-classic: `transformers.Trainer`, rows padded to max_length 128, default TrainingArguments (fp32, random order);
 - hf-best: `Trainer` with dynamic padding, length-grouped batches and bf16 autocast where the CPU has fast bf16
   (the same test lmtune uses);
-- lmtune: `lmtune.api.train` with its defaults, which are these hyper-parameters.
+- lmtune: `lmtune.api.train` with its defaults, which are these hyper-parameters;
+- lmtune:NAME (`--variant NAME:key=value[,key=value]`, repeatable): lmtune with config overrides, to measure
+  one speed choice on its own against the defaults in the same session (e.g.
+  `--variant dense-embeddings:train.sparse_embeddings=false`).
 
 Measured per set-up: training seconds with evaluation taken out (evaluation seconds reported beside them),
 samples/s, tokens/s (real, non-padding tokens), seconds of training until dev accuracy first reaches --target,
@@ -72,7 +75,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--setups", default=",".join(SETUPS),
                         help="comma-separated subset to run (lmtune always runs: the ratios are against it)")
-    parser.add_argument("--only", choices=SETUPS, help=argparse.SUPPRESS)  # internal: one set-up, in a subprocess
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="an extra lmtune set-up with these config overrides (repeatable)")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: one set-up, in a subprocess
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)  # internal: the subset files, run folders
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)  # internal: where the subprocess reports
     return parser.parse_args()
@@ -197,10 +202,22 @@ class TrainClock(TrainerCallback):
         self.paused += eval_seconds
 
 
-def lmtune_setup(args: argparse.Namespace) -> dict:
-    from lmtune.api import train
+def variants(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Set-up name -> lmtune config overrides; the plain `lmtune` set-up has none."""
+    out = {"lmtune": []}
+    for text in args.variant:
+        name, _, overrides = text.partition(":")
+        if not overrides or "=" not in overrides:
+            raise SystemExit(f"--variant {text!r}: expected NAME:key=value[,key=value]")
+        out[f"lmtune:{name}"] = overrides.split(",")
+    return out
 
-    run = train({
+
+def lmtune_setup(args: argparse.Namespace, overrides: list[str]) -> dict:
+    from lmtune.api import train
+    from lmtune.config import build_config
+
+    run = train(build_config({
         "name": "train-speed", "output_dir": str(args.data / "runs"),
         "data": {"train": str(args.data / "train.tsv"), "validation": str(args.data / "dev.tsv"),
                  "text_column": "sentence", "test_size": 0, "max_length": MAX_LENGTH},
@@ -208,15 +225,17 @@ def lmtune_setup(args: argparse.Namespace) -> dict:
         # save_every beyond the last step turns off lmtune's checkpoint at each evaluation, as save_strategy="no"
         # does for the Trainer; its best-weights copy at each improvement is counted with the evaluations.
         "train": {"epochs": args.epochs, "seed": args.seed, "eval_every": args.eval_every, "save_every": 10**9},
-    })
-    check_lmtune_defaults(run.config.train)
+    }, overrides))
+    if not overrides:
+        check_lmtune_defaults(run.config.train)
     evals = lmtune_evals([json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()])
     result = {"precision": precision_name(run.config.train.precision),
               "steps": run.metrics["train"]["steps"],
               "train_seconds": round(run.metrics["train"]["seconds"] - run.metrics["train"]["eval_seconds"], 2),
               "evals": evals, "final_accuracy": round(run.metrics["validation"]["accuracy"], 4),
               "peak_rss_mb": peak_rss_mb()}  # before prediction, which loads two more copies of the model
-    result["prediction"] = prediction_throughput(run.path, read_tsv(args.data / "dev.tsv")["sentence"].tolist())
+    if not overrides:  # prediction speed does not depend on how the model was trained
+        result["prediction"] = prediction_throughput(run.path, read_tsv(args.data / "dev.tsv")["sentence"].tolist())
     return result
 
 
@@ -262,7 +281,8 @@ def timed(predict: Callable[[list[str]], list[dict]], texts: list[str]) -> tuple
 
 
 def run_one(args: argparse.Namespace) -> None:
-    result = lmtune_setup(args) if args.only == "lmtune" else hf_setup(args.only == "hf-best", args)
+    lmtune = variants(args)
+    result = lmtune_setup(args, lmtune[args.only]) if args.only in lmtune else hf_setup(args.only == "hf-best", args)
     result["eval_seconds"] = round(sum(e["eval_seconds"] for e in result["evals"]), 2)
     args.result.write_text(json.dumps(result))
 
@@ -298,16 +318,17 @@ def summarise(setup: dict, stats: dict, gflops: dict, target: float) -> dict:
 
 
 def ratios(setups: dict) -> dict:
-    """Throughput ratio above 1 and time-to-target ratio below 1 both mean lmtune is faster."""
-    ours = setups["lmtune"]
-    out = {}
-    for other in (name for name in ("hf-best", "hf-classic") if name in setups):
-        theirs = setups[other]
-        reached = ours["time_to_target_s"] is not None and theirs["time_to_target_s"] is not None
-        out[f"lmtune/{other}"] = {
-            "samples_per_s": round(ours["samples_per_s"] / theirs["samples_per_s"], 2),
-            "time_to_target": round(ours["time_to_target_s"] / theirs["time_to_target_s"], 2) if reached else None}
-    return out
+    """Throughput ratio above 1 and time-to-target ratio below 1 both mean the first set-up is faster."""
+    pairs = [(name, "lmtune") for name in setups if name.startswith("lmtune:")]  # each variant against the defaults
+    pairs += [("lmtune", other) for other in ("hf-best", "hf-classic") if other in setups]
+    return {f"{a}/{b}": pair_ratio(setups[a], setups[b]) for a, b in pairs}
+
+
+def pair_ratio(first: dict, second: dict) -> dict:
+    reached = first["time_to_target_s"] is not None and second["time_to_target_s"] is not None
+    return {"samples_per_s": round(first["samples_per_s"] / second["samples_per_s"], 2),
+            "time_to_target": round(first["time_to_target_s"] / second["time_to_target_s"], 2) if reached else None,
+            "final_accuracy": round(first["final_accuracy"] - second["final_accuracy"], 4)}
 
 
 def cpu_model() -> str:
@@ -328,11 +349,12 @@ def markdown(result: dict) -> str:
                     f"{s['roofline_fraction']:.1%} |")
     table = "\n".join([f"| set-up | precision | samples/s | tokens/s | s to dev acc {target} | eval s | "
                        "final dev acc | peak RSS MB | roofline |", "|---|---|---|---|---|---|---|---|---|", *rows])
-    ratio_rows = [f"| {pair} | {r['samples_per_s']} | {'-' if r['time_to_target'] is None else r['time_to_target']} |"
-                  for pair, r in result["ratios"].items()]
-    ratio_table = "\n".join(["| ratio | samples/s (>1: lmtune faster) | time to target (<1: lmtune faster) |",
-                             "|---|---|---|", *ratio_rows])
+    ratio_rows = [f"| {pair} | {r['samples_per_s']} | {'-' if r['time_to_target'] is None else r['time_to_target']} | "
+                  f"{r['final_accuracy']:+.4f} |" for pair, r in result["ratios"].items()]
+    ratio_table = "\n".join(["| A/B | samples/s (>1: A faster) | time to target (<1: A faster) | final acc A - B |",
+                             "|---|---|---|---|", *ratio_rows])
     p, d, pad = setups["lmtune"]["prediction"], result["data"], result["hf_classic_padding"]
+    variants = "".join(f"\n{name}: {', '.join(overrides)}." for name, overrides in result["variants"].items())
     return (
         f"{d['train_rows']} SST-2 training rows x {d['epochs']} epoch(s), dev {d['dev_rows']} rows, minilm, "
         f"batch {BATCH}, max_length {MAX_LENGTH}; {result['cpu']}, {result['threads']} threads, torch "
@@ -341,7 +363,7 @@ def markdown(result: dict) -> str:
         "Roofline = 6 x non-embedding parameters x real tokens/s over the matmul GFLOP/s of the set-up's "
         "precision. Seconds are training seconds, evaluation excluded. Final dev acc is the returned model's: "
         "lmtune restores its best evaluation, the Trainer keeps the last weights (JSON: last_eval/best_eval).\n\n"
-        f"{table}\n\n{ratio_table}\n\n"
+        f"{table}\n{variants}\n\n{ratio_table}\n\n"
         f"hf-classic padding: {pad['tokens_processed']} tokens processed for {pad['real_tokens']} real ones "
         f"({pad['padding_share']:.0%} padding).\n\n"
         f"Prediction on {p['rows']} dev sentences, batch {p['batch_size']}: lmtune Predictor ({p['lmtune_precision']}) "
@@ -364,7 +386,7 @@ def main() -> None:
         folder = Path(tmp)
         write_subsets(args, folder)
         stats = data_and_model_stats(folder, args.epochs)
-        chosen = [name for name in SETUPS if name in {*args.setups.split(","), "lmtune"}]
+        chosen = [name for name in SETUPS if name in {*args.setups.split(","), "lmtune"}] + list(variants(args))[1:]
         raw = {name: run_subprocess(name, folder) for name in chosen}
     setups = {name: summarise(raw[name], stats, gflops, args.target) for name in chosen}
     result = {
@@ -372,6 +394,7 @@ def main() -> None:
         "transformers": transformers.__version__, "cpu": cpu_model(), "threads": torch.get_num_threads(),
         "target_accuracy": args.target, "eval_every": args.eval_every, "seed": args.seed, "data": stats,
         "matmul_gflops": gflops, "setups": setups, "ratios": ratios(setups),
+        "variants": {name: overrides for name, overrides in variants(args).items() if overrides},
         "hf_classic_padding": {"tokens_processed": stats["padded_tokens"], "real_tokens": stats["real_tokens"],
                                "padding_share": round(1 - stats["real_tokens"] / stats["padded_tokens"], 4)},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import string
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not found: the shared benchmark data sits beside the repo (../shared/data)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_cache_folder(tmp_path_factory) -> Iterator[Path]:
+    """Runs cache tokenised splits in a temporary folder (inherited by subprocesses), never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("tokenized")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMTUNE_TOKEN_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="module")

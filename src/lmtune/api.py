@@ -19,10 +19,11 @@ from accelerate.utils import set_seed
 from lmtune import __version__
 from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
 from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, summarise, write_results
+from lmtune.data.token_cache import cache_dir, cached_encode
 from lmtune.errors import ConfigError, UserError
 from lmtune.evaluation.baselines import run_baselines
 from lmtune.io import write_json, write_jsonl, write_text
-from lmtune.methods import apply_method, count_parameters
+from lmtune.methods import apply_method, count_parameters, frozen_cache
 from lmtune.models import resolve
 from lmtune.models.load import load_tokenizer, load_trained
 from lmtune.reporting.model_folder import save_model
@@ -81,7 +82,7 @@ class Predictor:
 
     def evaluate(self, data: DataConfig, batch_size: int = 128) -> tuple[dict, list[dict]]:
         rows = self.task.read_eval(data)
-        features = self.task.encode(rows, self.tokenizer, data)
+        features = cached_encode(self.task, rows, self.tokenizer, data, cache_dir(data))[0]
         return self.task.evaluate(self.model, self.tokenizer, rows, features, batch_size)
 
 
@@ -155,7 +156,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         data_report = fold_report(task, cfg, splits)
     path = resolve(cfg.model.name)
     tokenizer = load_tokenizer(path, cfg.model)
-    features = {split: task.encode(rows, tokenizer, cfg.data) for split, rows in splits.items()}
+    encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
+               for split, rows in splits.items()}
+    features = {split: found for split, (found, _) in encoded.items()}
+    data_report["tokenized_from_cache"] = {split: hit for split, (_, hit) in encoded.items()}
     data_report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
     model = task.build_model(path, cfg.model)
@@ -183,9 +187,13 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     # Optional step: training-only reshaping of the examples, e.g. packing (sft); evaluation never sees it.
     prepare = getattr(task, "prepare_train", None)
     train_features = prepare(features["train"]) if prepare else features["train"]
+    collate = task.collate(tokenizer)
+    cache, cache_report = frozen_cache.plan(model, task, collate, train_features, cfg, accelerator)
+    if cache:
+        train_features, collate, objective.loss = cache.features, cache.collate, cache.loss
     tracker = Tracker(run_dir, cfg, enabled=accelerator.is_main_process)
     try:
-        result = fit(accelerator, model, train_features, task.collate(tokenizer),
+        result = fit(accelerator, model, train_features, collate,
                      [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume,
                      tracker.log)
     except BaseException:
@@ -210,6 +218,8 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "eval_seconds": result.eval_seconds,
                         "stopped_early": result.stopped_early,
                         "best": result.best, "total_seconds": round(time.perf_counter() - t0, 2)}
+    if cache_report:
+        metrics["train"]["frozen_cache"] = cache_report
     if accelerator.is_main_process:
         save_model(model, tokenizer, task, run_dir / "model", cfg)
         write_jsonl(run_dir / "predictions.jsonl", predictions)

@@ -93,7 +93,8 @@ class QuestionAnswering:
         for i, example in enumerate(enc["overflow_to_sample_mapping"]):
             feature = {k: enc[k][i] for k in inputs}
             feature["example"] = example
-            feature["offsets"] = [tuple(span) if seq == 1 else None
+            # [start, end] lists, not tuples: what the token cache (Arrow) gives back must equal what encode gave
+            feature["offsets"] = [list(span) if seq == 1 else None
                                   for span, seq in zip(enc["offset_mapping"][i], enc.sequence_ids(i), strict=True)]
             if answers[example]:  # the first answer is the training target, as in SQuAD training data
                 first = answers[example][0]

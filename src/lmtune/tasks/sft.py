@@ -80,8 +80,12 @@ class SFT(CausalModelling):
                 "loss_on": self.cfg.loss_on,
                 "length_limit": self.lengths}  # the counts themselves: encode(), after load(), fills them in
 
-    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+    def prepare_tokenizer(self, tokenizer) -> None:
+        """What encode() changes in the tokenizer, apart so that a token-cache hit (no encode) still does it."""
         ensure_chat_template(tokenizer)  # saved with the model, so generation renders chats the same way
+
+    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+        self.prepare_tokenizer(tokenizer)
         features = []
         for row, chat in rows["messages"].items():
             feature = encode_chat(chat, tokenizer, self.cfg.loss_on)

@@ -25,7 +25,8 @@ from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches
-from lmtune.training.optim import build_optimizer, build_scheduler
+from lmtune.training.dropout import fast_dropout
+from lmtune.training.optim import build_optimizer, build_scheduler, clip_gradients
 from lmtune.training.progress import Meter, TrainProgress
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
@@ -63,7 +64,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     # Under DDP each process takes every num_processes-th batch, so an epoch has that many fewer steps.
     per_epoch = math.ceil(math.ceil(len(sampler) / accelerator.num_processes) / cfg.grad_accum)
     total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, accelerator.num_processes)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
@@ -125,7 +126,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
 
     meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
     model.train()
-    with TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt():
+    with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt(),
+          fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout)):
         try:
             while state["step"] < total and not stop:
                 sampler.set_epoch(state["epoch"])
@@ -136,7 +138,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                         accelerator.backward(loss)
                         if accelerator.sync_gradients:
                             if cfg.max_grad_norm:
-                                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                                clip_gradients(accelerator, model, cfg.max_grad_norm)
                             optimizer.step()
                             scheduler.step()
                             optimizer.zero_grad(set_to_none=True)
