@@ -130,6 +130,8 @@ class TrainConfig(Section):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps.")
     batch_size: int = Field(32, gt=0)
+    max_tokens: int | None = Field(None, gt=0, description="Token-budget batches: as many rows as fit this many "
+                                   "padded tokens (rows x longest row), instead of batch_size rows.")
     eval_batch_size: int = Field(128, gt=0)
     grad_accum: int = Field(1, gt=0)
     lr: float = Field(1e-4, gt=0, description="Peak learning rate. 1e-4 suits small encoders such as the default "
@@ -142,7 +144,7 @@ class TrainConfig(Section):
     max_grad_norm: float | None = Field(1.0, gt=0)
     sparse_embeddings: bool = Field(
         True, description="AdamW updates only the word-embedding rows a batch uses (sparse gradient; untied "
-        "encoders, one process): a quarter less work per step for minilm on CPU; false = dense, as torch does")
+        "encoders, one process): 1.15x minilm samples/s on CPU; false = dense, as torch does")
     fast_dropout: bool = Field(True, description="On CPU, draw dropout masks 16 bits per element instead of "
                                "torch's Bernoulli sampling (same keep rate, 1.12x faster minilm steps)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

@@ -12,12 +12,16 @@ from collections.abc import Iterator, Sequence
 
 
 class LengthGroupedBatches:
-    """Shuffle, cut into mega-batches of `group` batches, sort each by length, shuffle the batch order."""
+    """Shuffle, cut into mega-batches of `group` batches, sort each by length, shuffle the batch order.
+
+    With `max_tokens`, a batch holds as many rows as fit that many padded tokens (rows x its longest row) instead
+    of `batch_size` rows: short rows share large batches, long rows small ones, so a batch's work and memory stay
+    near the budget whatever the lengths."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group: int = 50,
-                 shuffle: bool = True):
+                 shuffle: bool = True, max_tokens: int | None = None):
         self.lengths, self.batch_size, self.seed, self.group = list(lengths), batch_size, seed, group
-        self.shuffle, self.epoch = shuffle, 0
+        self.shuffle, self.epoch, self.max_tokens = shuffle, 0, max_tokens
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -31,16 +35,28 @@ class LengthGroupedBatches:
         out = []
         for start in range(0, len(order), chunk):
             part = sorted(order[start:start + chunk], key=self.lengths.__getitem__, reverse=True)
-            out += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+            out += self._cut(part)
         if self.shuffle:
             rng.shuffle(out)
         return out
+
+    def _cut(self, part: list[int]) -> list[list[int]]:
+        if not self.max_tokens:
+            return [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        batches, current = [], []
+        for index in part:  # longest first: a batch's first row sets its padded length
+            if current and (len(current) + 1) * self.lengths[current[0]] > self.max_tokens:
+                batches.append(current)
+                current = []
+            current.append(index)
+        return batches + [current] if current else batches
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        """With a token budget the count varies a little between epochs' shuffles; this epoch's is exact."""
+        return len(self.batches()) if self.max_tokens else -(-len(self.lengths) // self.batch_size)
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

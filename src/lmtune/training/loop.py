@@ -57,7 +57,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         cfg: TrainConfig, objective: Objective, run_dir: Path, resume: bool = False,
         track: Callable[[dict], None] | None = None) -> FitResult:
     """Train; every logged record also goes to `track` (experiment trackers) on the main process."""
-    sampler = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed, shuffle=True)
+    sampler = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed, shuffle=True, max_tokens=cfg.max_tokens)
     if not cfg.group_by_length:
         sampler.group = 1
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)

@@ -2,7 +2,7 @@
 
 Row-sparse word embeddings: a batch uses a few hundred of an encoder's ~30k vocabulary rows, yet the dense
 embedding gradient, its norm, its clipping and AdamW's update touch all of them every step (for minilm that
-is half the parameters, and on the 2-core dev machine a quarter of the step: benchmarks/train_speed.py).
+is half the parameters and, on the 2-core dev machine, a sixth of the step: benchmarks/train_speed.py).
 With `train.sparse_embeddings` the embedding emits a sparse gradient and `AdamW` below updates only the rows
 in the batch: the same AdamW arithmetic for those rows, while rows not in the batch keep their weights and
 moments instead of drifting on momentum and decay (TensorFlow's LazyAdam). torch's own SparseAdam has no weight
