@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from shared_data import SST2, require
+from train_speed import cpu_model, peak_rss_mb, precision_name, run_subprocess, write_subsets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is no package: share train_speed's subsets
-from train_speed import SST2, cpu_model, precision_name, write_subsets  # noqa: E402
+from lmtune.reporting.run_files import read_run
 
 SETUPS = ("uncached", "cached")
 
@@ -62,20 +61,13 @@ def run_one(args: argparse.Namespace) -> dict:
     done = run.metrics["train"]
     seconds = done["seconds"] - done["eval_seconds"]
     rows = sum(run.metrics["data"]["labels"].values())  # the training rows lmtune kept after its checks
-    log = [json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()]
+    log = read_run(run.path).log
     return {"precision": precision_name(run.config.train.precision), "steps": done["steps"],
             "train_seconds": round(seconds, 2), "eval_seconds": done["eval_seconds"],
             "train_rows": rows, "samples_per_s": round(rows * args.epochs / seconds, 1),
             "epoch_accuracy": [round(r["eval"]["accuracy"], 4) for r in log if "eval" in r],
             "final_accuracy": round(run.metrics["validation"]["accuracy"], 4), "frozen_cache": done["frozen_cache"],
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-
-
-def run_subprocess(name: str, folder: Path) -> dict:
-    result = folder / "result.json"
-    command = [sys.executable, __file__, *sys.argv[1:], "--only", name, "--data", str(folder), "--result", str(result)]
-    subprocess.run(command, check=True)
-    return json.loads(result.read_text())
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def markdown(result: dict) -> str:
@@ -100,13 +92,12 @@ def main() -> None:
     if args.only:
         args.result.write_text(json.dumps(run_one(args)))
         return
-    if not SST2.exists():
-        raise SystemExit(f"{SST2} not found: the benchmark reads SST-2 from ../shared/data")
+    require(SST2)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="frozen-cache-") as tmp:
         folder = Path(tmp)
         write_subsets(args, folder)
-        runs = [run_subprocess(name, folder) for _ in range(args.repeats) for name in SETUPS]
+        runs = [run_subprocess(__file__, name, folder) for _ in range(args.repeats) for name in SETUPS]
     setups = {}
     for i, name in enumerate(SETUPS):
         mine = runs[i::len(SETUPS)]

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+from shared_data import SST2, require
 
 
 def train_run(rows: int, out: Path) -> Path:
@@ -94,8 +93,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    if not SST2.exists():
-        raise SystemExit(f"{SST2} not found: the benchmark reads SST-2 from ../shared/data")
+    require(SST2)
     import onnxruntime
 
     from lmtune.serving.onnx_export import export_onnx

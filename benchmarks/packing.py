@@ -15,7 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruct" / "alpaca_en_demo.json"
+from shared_data import ALPACA
+
+from lmtune.reporting.run_files import read_run
 
 
 def run(packing: bool, args: argparse.Namespace) -> dict:
@@ -29,7 +31,7 @@ def run(packing: bool, args: argparse.Namespace) -> dict:
                  "max_length": args.max_length},
         "train": {"epochs": 1, "batch_size": args.batch_size, "log_every": 10_000},
     })
-    log = [json.loads(line) for line in (result.path / "train_log.jsonl").read_text().splitlines()]
+    log = read_run(result.path).log
     rates = [r for r in log if "tokens_per_s" in r][-1]  # one record: the whole epoch
     return {"packing": packing, "steps": result.metrics["train"]["steps"],
             "train_seconds": result.metrics["train"]["seconds"], "tokens_per_s": rates["tokens_per_s"],

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import torch
+from shared_data import SST2, require
 
-SST2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+from lmtune.reporting.run_files import read_run
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -37,7 +38,7 @@ def training_run(precision: str, steps: int, out: Path) -> dict:
         "task": {"baselines": False},
         "train": {"max_steps": steps, "batch_size": 32, "precision": precision, "log_every": steps},
     })
-    log = [json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()]
+    log = read_run(run.path).log
     rates = [r for r in log if "samples_per_s" in r][-1]
     return {"precision": precision, "train_seconds": run.metrics["train"]["seconds"],
             "samples_per_s": round(steps * 32 / run.metrics["train"]["seconds"], 1),
@@ -50,8 +51,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    if not SST2.exists():
-        raise SystemExit(f"{SST2} not found: the benchmark reads SST-2 from ../shared/data")
+    require(SST2)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "threads": torch.get_num_threads(),

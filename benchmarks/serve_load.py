@@ -19,8 +19,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
-SST2_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
+from shared_data import SST2
 
 
 def free_port() -> int:
@@ -74,7 +73,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    texts = [line.split("\t")[0] for line in SST2_DEV.read_text().splitlines()[1:args.requests + 1]]
+    texts = [line.split("\t")[0] for line in (SST2 / "dev.tsv").read_text().splitlines()[1:args.requests + 1]]
     results = []
     for max_batch in (32, 1):
         port = free_port()

@@ -19,8 +19,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from shared_data import ALPACA, require
 
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruct" / "alpaca_en_demo.json"
+from lmtune.reporting.run_files import read_run
+
 LR, BATCH, RANK = 2e-4, 4, 8
 
 
@@ -65,7 +67,7 @@ def lmtune_sft(rows: int, out: Path) -> dict:
                  "method": {"lora_r": RANK},
                  "data": {"train": str(ALPACA), "max_train_rows": rows, "validation_size": 0, "test_size": 0},
                  "train": {"epochs": 1, "lr": LR, "batch_size": BATCH, "log_every": 10_000}})
-    log = [json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()]
+    log = read_run(run.path).log
     record = [r for r in log if "tokens_per_s" in r][-1]  # one record: the whole epoch
     return {"setup": "lmtune", "train_seconds": run.metrics["train"]["seconds"],
             "tokens_per_s": record["tokens_per_s"]}
@@ -76,8 +78,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    if not ALPACA.exists():
-        raise SystemExit(f"{ALPACA} not found: the benchmark reads the Alpaca demo from ../shared/data")
+    require(ALPACA)
     with tempfile.TemporaryDirectory(prefix="sft-speed-") as tmp:
         # lmtune's max_train_rows takes a seeded sample; the Trainer gets the same rows, read the same way.
         results = [lmtune_sft(args.rows, Path(tmp))]

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shared_data import SHARED, require
+
 from lmtune.config import build_config
 from lmtune.data.token_cache import cache_key, cached_encode
 from lmtune.io import write_json, write_text
@@ -26,7 +28,6 @@ from lmtune.models import resolve
 from lmtune.models.load import load_tokenizer
 from lmtune.tasks import new_task
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CASES = {
     "sst2-train / minilm": {"data": {"train": str(SHARED / "sst2" / "train.tsv"), "text_column": "sentence"},
                             "model": {"name": "minilm"}},
@@ -72,8 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    if not SHARED.exists():
-        raise SystemExit(f"{SHARED} not found: the benchmark reads its data from ../shared/data")
+    require(SHARED)
     results = [measure(name, settings, args.repeats) for name, settings in CASES.items()]
     report = {"command": f"benchmarks/token_cache.py --repeats {args.repeats}", "results": results}
     write_json(args.out / "token_cache.json", report)

@@ -46,15 +46,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 import transformers
+from precision import matmul_gflops
+from shared_data import SST2, require
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from lmtune.data.clean import clean_string
 from lmtune.data.splits import stratified_sample
 from lmtune.models import resolve
+from lmtune.reporting.run_files import read_run
 from lmtune.training.device import resolve_precision
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is no package: share precision.py's roofline
-from precision import SST2, matmul_gflops  # noqa: E402
 
 MODEL = "minilm"
 MAX_LENGTH, BATCH, EVAL_BATCH, PREDICT_BATCH = 128, 32, 128, 64
@@ -228,7 +228,7 @@ def lmtune_setup(args: argparse.Namespace, overrides: list[str]) -> dict:
     }, overrides))
     if not overrides:
         check_lmtune_defaults(run.config.train)
-    evals = lmtune_evals([json.loads(line) for line in (run.path / "train_log.jsonl").read_text().splitlines()])
+    evals = lmtune_evals(read_run(run.path).log)
     result = {"precision": precision_name(run.config.train.precision),
               "steps": run.metrics["train"]["steps"],
               "train_seconds": round(run.metrics["train"]["seconds"] - run.metrics["train"]["eval_seconds"], 2),
@@ -287,9 +287,10 @@ def run_one(args: argparse.Namespace) -> None:
     args.result.write_text(json.dumps(result))
 
 
-def run_subprocess(name: str, folder: Path) -> dict:
+def run_subprocess(script: str, name: str, folder: Path) -> dict:
+    """`script` run again with this run's arguments plus the internal --only/--data/--result, for one set-up."""
     result = folder / f"{name}.json"
-    command = [sys.executable, __file__, *sys.argv[1:], "--only", name, "--data", str(folder), "--result", str(result)]
+    command = [sys.executable, script, *sys.argv[1:], "--only", name, "--data", str(folder), "--result", str(result)]
     subprocess.run(command, check=True)
     return json.loads(result.read_text())
 
@@ -376,8 +377,7 @@ def main() -> None:
     if args.only:
         run_one(args)
         return
-    if not SST2.exists():
-        raise SystemExit(f"{SST2} not found: the benchmark reads SST-2 from ../shared/data")
+    require(SST2)
     args.out.mkdir(parents=True, exist_ok=True)
     # Measured first, while nothing else of this benchmark runs.
     gflops = {name: round(matmul_gflops(dtype), 1) for name, dtype in (("fp32", torch.float32),
@@ -387,7 +387,7 @@ def main() -> None:
         write_subsets(args, folder)
         stats = data_and_model_stats(folder, args.epochs)
         chosen = [name for name in SETUPS if name in {*args.setups.split(","), "lmtune"}] + list(variants(args))[1:]
-        raw = {name: run_subprocess(name, folder) for name in chosen}
+        raw = {name: run_subprocess(__file__, name, folder) for name in chosen}
     setups = {name: summarise(raw[name], stats, gflops, args.target) for name in chosen}
     result = {
         "command": shlex.join([sys.executable, *sys.argv]), "torch": torch.__version__,

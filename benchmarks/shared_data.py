@@ -1,0 +1,15 @@
+"""Where the benchmarks find ../shared/data (read in place, never copied into the repo), and how they stop
+without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SST2 = SHARED / "sst2"
+ALPACA = SHARED / "instruct" / "alpaca_en_demo.json"
+
+
+def require(path: Path) -> None:
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the benchmarks read their data from ../shared/data (see its MANIFEST.md)")
