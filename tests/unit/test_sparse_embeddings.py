@@ -13,10 +13,18 @@ from lmtune.training.optim import build_optimizer, clip_gradients
 
 
 class _Accelerator:
-    """What clip_gradients asks of accelerate when every gradient is dense."""
+    """What clip_gradients asks of accelerate; `loss_scale` stands for fp16's gradient scaler."""
+
+    def __init__(self, loss_scale: float = 1.0, model: torch.nn.Module | None = None):
+        self.loss_scale, self.model = loss_scale, model
 
     def clip_grad_norm_(self, params, max_norm):
         torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def unscale_gradients(self):
+        for p in self.model.parameters() if self.model else []:
+            if p.grad is not None:
+                p.grad = p.grad / self.loss_scale
 
 
 def _classifier(tiny_bert: str) -> torch.nn.Module:
@@ -109,3 +117,21 @@ def test_dense_where_sparse_cannot_apply(tiny_bert):
     sgd = _classifier(tiny_bert)
     build_optimizer(sgd, TrainConfig(optimizer="sgd"))
     assert not sgd.get_input_embeddings().sparse
+
+
+def test_sparse_clipping_unscales_fp16_gradients_first(tiny_bert):
+    """Under fp16 the gradients are loss-scaled until accelerate unscales them: the norm must be taken after, so a
+    bound the true gradient is under leaves it alone however large the loss scale made it."""
+    plain, scaled = _classifier(tiny_bert), _classifier(tiny_bert)
+    for model in (plain, scaled):
+        build_optimizer(model, TrainConfig())
+        ids = torch.tensor([[2, 70, 71, 3], [2, 72, 73, 3]])
+        loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1])).loss
+        (loss * (1024.0 if model is scaled else 1.0)).backward()
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.coalesce().values() if p.grad.is_sparse
+                                                                          else p.grad) for p in plain.parameters()]))
+    assert norm < 1.0 < 1024 * norm  # so max_norm 1 clips the scaled gradients but not the true ones
+    clip_gradients(_Accelerator(model=plain), plain, 1.0)
+    clip_gradients(_Accelerator(1024.0, scaled), scaled, 1.0)
+    for a, b in zip(plain.parameters(), scaled.parameters(), strict=True):
+        torch.testing.assert_close(a.grad.to_dense(), b.grad.to_dense(), atol=1e-7, rtol=1e-4)

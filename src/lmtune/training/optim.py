@@ -100,6 +100,7 @@ def clip_gradients(accelerator, model: torch.nn.Module, max_norm: float) -> None
     if not any(p.grad.is_sparse for p in params):
         accelerator.clip_grad_norm_(model.parameters(), max_norm)
         return
+    accelerator.unscale_gradients()  # as accelerate's clipping does first: fp16 gradients are loss-scaled until then
     for p in params:
         if p.grad.is_sparse:
             p.grad = p.grad.coalesce()  # repeated rows summed, so the values' norm is the gradient's
