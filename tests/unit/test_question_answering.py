@@ -15,8 +15,10 @@ from lmtune.evaluation.squad import (
     best_span,
     exact_match,
     f1,
+    longest_common_run,
     normalize_answer,
     question_scores,
+    segments,
     squad_metrics,
     written_without_spaces,
 )
@@ -153,8 +155,23 @@ def test_chinese_is_scored_by_characters():
     assert question_scores("北京 。", ["北京"], by_char=True) == (1.0, 1.0)
     # Whitespace tokens would see one word "北京大学" against "北京" and score 0.
     assert f1("北京大学", "北京") == 0.0
-    # A numeric answer in a Chinese text: 308 vs 308分 share 3 of 4 characters, F1 = 2 * 0.75 * 1 / 1.75.
-    assert f1("308分", "308", by_char=True) == pytest.approx(6 / 7)
+    # A numeric answer in a Chinese text: CMRC segments "308分" as "308", "分" (digits stay one segment), so
+    # against "308" precision 1/2, recall 1/1, F1 = 2 * 0.5 * 1 / 1.5 = 2/3.
+    assert f1("308分", "308", by_char=True) == pytest.approx(2 / 3)
+
+
+def test_chinese_scoring_follows_cmrc_2018():
+    # Chinese and English punctuation and CMRC's symbols go before exact match: 《》，. ! + ~
+    assert exact_match("《红楼梦》", "红楼梦", by_char=True) == 1.0
+    assert exact_match("1+1=2!", "112", by_char=True) == 1.0
+    assert segments("Apple公司，2010年") == ["apple", "公", "司", "2010", "年"]
+    # F1 counts the longest common *contiguous* run of segments, not a bag: 北京大学 vs 大学北京 share the
+    # runs 北京 and 大学 (2 each), so precision 2/4, recall 2/4, F1 = 0.5 (a bag of characters would give 1.0).
+    assert f1("北京大学", "大学北京", by_char=True) == pytest.approx(0.5)
+    assert longest_common_run(list("abcxbcd"), list("zbcdz")) == 3
+    # The best gold counts: 位于上海市 vs 上海 is run 2 (precision 2/5, recall 1, F1 4/7); vs 上海市 run 3
+    # (precision 3/5, recall 1, F1 = 2 * 0.6 * 1 / 1.6 = 0.75).
+    assert question_scores("位于上海市。", ["上海", "上海市"], by_char=True) == (0.0, pytest.approx(2 * 0.6 / 1.6))
 
 
 def test_character_scoring_is_chosen_by_the_context():

@@ -12,7 +12,7 @@ import re
 import statistics
 from functools import lru_cache
 
-from lmtune.evaluation.scripts import CJK
+from lmtune.data.scripts import CJK
 
 KINDS = ("rouge", "bleu", "exact")
 _ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")

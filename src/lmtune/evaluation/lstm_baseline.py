@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmtune.evaluation.scripts import CJK
+from lmtune.data.scripts import CJK
 
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
 # Scripts written without spaces (Chinese, Japanese) are read a character at a time; other words are runs of

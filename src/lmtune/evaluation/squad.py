@@ -3,8 +3,9 @@
 The metrics are written out here rather than taken from `evaluate`'s "squad" metric, which downloads its
 script from the Hugging Face hub at run time; the official script is a few lines of normalisation and
 counting, reproduced below. Chinese and Japanese are written without spaces, so whitespace tokens would
-make a whole answer one "word"; there answers are compared character by character after removing
-punctuation and whitespace, as Chinese QA evaluation (CMRC 2018, MLQA/XQuAD-zh) does.
+make a whole answer one "word"; there answers are scored as CMRC 2018's official script does: punctuation
+removed, exact match on what is left, and F1 from the longest common run of segments, where a segment is
+one CJK character or one run of other letters and digits ("308分" is "308", "分").
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from collections import Counter
 
 import numpy as np
 
-from lmtune.evaluation.scripts import CJK
+from lmtune.data.scripts import CJK
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _ASCII_PUNCTUATION = set(string.punctuation)
 _CJK = re.compile(f"[{CJK}]")
+_SEGMENT = re.compile(f"[{CJK}]|[^\\s{CJK}]+")
+# CMRC's list of characters to drop includes these symbols besides punctuation proper. Its list leaves out
+# ASCII ,.?!;:'"() (its tokenizer splits them off as words); here every punctuation character goes, as the
+# Chinese and English punctuation a reader would not count as part of an answer.
+_CMRC_SYMBOLS = set("^`+=~")
 
 
 def written_without_spaces(text: str) -> bool:
@@ -32,13 +38,37 @@ def written_without_spaces(text: str) -> bool:
 def normalize_answer(text: str, by_char: bool = False) -> str:
     """SQuAD's normalisation: lower-case, drop ASCII punctuation and English articles, single spaces.
 
-    `by_char`: lower-case and drop all Unicode punctuation and all whitespace (full-width ，。？ included).
+    `by_char`: lower-case and drop all Unicode punctuation (full-width ，。？《》 included), CMRC's symbols and all
+    whitespace.
     """
     text = text.lower()
     if by_char:
-        return "".join(ch for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
+        return "".join(ch for ch in _without_punctuation(text) if not ch.isspace())
     text = "".join(ch for ch in text if ch not in _ASCII_PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _without_punctuation(text: str) -> str:
+    return "".join(ch for ch in text if ch not in _CMRC_SYMBOLS and not unicodedata.category(ch).startswith("P"))
+
+
+def segments(text: str) -> list[str]:
+    """CMRC 2018's mixed segmentation, after lower-casing and removing punctuation: each CJK character alone,
+    each run of other non-space characters as one segment."""
+    return _SEGMENT.findall(_without_punctuation(text.lower()))
+
+
+def longest_common_run(a: list[str], b: list[str]) -> int:
+    """Length of the longest contiguous run of segments shared by a and b (CMRC's F1 counts this, not a bag)."""
+    best, previous = 0, [0] * (len(b) + 1)
+    for x in a:
+        current = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
 
 
 def exact_match(prediction: str, gold: str, by_char: bool = False) -> float:
@@ -46,9 +76,12 @@ def exact_match(prediction: str, gold: str, by_char: bool = False) -> float:
 
 
 def f1(prediction: str, gold: str, by_char: bool = False) -> float:
-    split = list if by_char else str.split
-    predicted, expected = split(normalize_answer(prediction, by_char)), split(normalize_answer(gold, by_char))
-    common = sum((Counter(predicted) & Counter(expected)).values())
+    if by_char:
+        predicted, expected = segments(prediction), segments(gold)
+        common = longest_common_run(predicted, expected)
+    else:
+        predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+        common = sum((Counter(predicted) & Counter(expected)).values())
     if common == 0:
         return 0.0
     precision, recall = common / len(predicted), common / len(expected)
