@@ -92,6 +92,16 @@ def find_model_dir(model_or_run: str | Path) -> Path | None:
     return next((folder for folder in (path / "model", path) if (folder / "lmtune.json").exists()), None)
 
 
+def run_data_config(model_or_run: str | Path) -> DataConfig:
+    """The data section the run trained with (its text and label columns), or the defaults for a model folder
+    that is not inside a run."""
+    path = Path(model_or_run)
+    for candidate in (path / "config.yaml", path.parent / "config.yaml"):
+        if candidate.exists():
+            return Config.model_validate(load_yaml(candidate)).data
+    return DataConfig()
+
+
 def model_dir(model_or_run: str | Path) -> Path:
     found = find_model_dir(model_or_run)
     if found is None:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lmtune.config import Config, DataConfig, load_config, load_yaml, parse_value
+from lmtune.config import Config, load_config, parse_value
 from lmtune.errors import ConfigError, Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -170,8 +170,9 @@ def evaluate(
 ) -> None:
     """Score a trained model on a labelled file (columns default to the run's own config)."""
     from lmtune.api import evaluate as run_evaluate
+    from lmtune.api import run_data_config
 
-    cfg = _run_data_config(model_or_run)
+    cfg = run_data_config(model_or_run)
     given = {"text_column": _column(text_column), "text_pair_column": _column(text_pair_column),
              "label_column": _column(label_column), "label_separator": label_separator}
     cfg = cfg.model_copy(update={"train": data, **{k: v for k, v in given.items() if v is not None}})
@@ -180,21 +181,13 @@ def evaluate(
     print(json.dumps(metrics, ensure_ascii=False))
 
 
-def _run_data_config(model_or_run: str) -> DataConfig:
-    path = Path(model_or_run)
-    for candidate in (path / "config.yaml", path.parent / "config.yaml"):
-        if candidate.exists():
-            return Config.model_validate(load_yaml(candidate)).data
-    return DataConfig()
-
-
 @app.command()
 def predict(
     model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
     input: Annotated[str | None, Opt("--input", "-i", help="CSV/TSV/JSON(L)/Parquet/.txt; default: stdin lines "
                                      "(text, or JSON objects for multi-field inputs).")] = None,
     output: Annotated[Path | None, Opt("--output", "-o", help=".jsonl or .csv; default: JSONL on stdout.")] = None,
-    text_column: Annotated[str, Opt()] = "text",
+    text_column: Annotated[str | None, Opt(help="Default: the run's own text column.")] = None,
     text_pair_column: Annotated[str | None, Opt()] = None,
     batch_size: Annotated[int, Opt()] = 64,
     chunk_rows: Annotated[int, Opt(help="Rows read, predicted and written at a time (bounds memory).")] = 10_000,

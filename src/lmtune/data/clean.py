@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -14,6 +15,17 @@ def is_missing(value: object) -> bool:
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
+
+
+def as_number(value: object) -> float | None:
+    """The number a cell holds ('3.5' in a CSV, 3.5 in JSON), or None; booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def clean_string(text: str, lowercase: bool = False) -> str:
@@ -49,11 +61,20 @@ def _label_list(value: object, separator: str | None) -> list | None:
     return sorted({p.strip() for p in parts if p.strip()})
 
 
+WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
+
+
 def normalise_label(value: object) -> str | list[str] | None:
-    """Labels as strings, so '1' in a CSV and 1 in a JSON file are one class; '' counts as missing."""
+    """Labels as strings, so '1' in a CSV and 1 in a JSON file are one class; '' counts as missing.
+
+    Whole floats lose their '.0' (1.0 and '1.0' become '1'): a column of 0.0/1.0 (pandas reads a numeric column
+    with gaps as floats) must give the same classes as the 0/1 a user types or predicts against.
+    """
     if isinstance(value, list | tuple):
         return [str(v).strip() for v in value]
     if is_missing(value):
         return None
     text = str(value).strip()
+    if WHOLE_FLOAT.fullmatch(text):
+        text = text.split(".")[0]
     return text or None

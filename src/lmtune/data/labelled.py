@@ -9,9 +9,10 @@ import pandas as pd
 
 from lmtune.config import Column, DataConfig
 from lmtune.data.clean import clean_text, normalise_label, split_labels
+from lmtune.data.columns import find_columns
 from lmtune.data.readers import file_label, read_splits, read_table, select_columns
 from lmtune.data.splits import quality_report, stratified_sample, stratified_split
-from lmtune.data.validate import check_labels_seen, check_required
+from lmtune.data.validate import check_classes, check_labels_seen, check_required
 from lmtune.errors import ConfigError, DataError
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
@@ -21,24 +22,32 @@ EVAL_SPLITS = ("validation", "test")
 def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label_column: Column | list[Column],
                   seed: int, *, categorical: bool = True, allow_extra_fields: bool = False,
                   ) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Return ({"train", "validation"[, "test"]: table}, quality report with "sources").
+    """Return ({"train", "validation"[, "test"]: table}, quality report with "sources" and "columns").
 
     Tables have the canonical columns (text_columns' keys and "label"); labels are strings, or sorted lists
     of strings when cfg.label_separator is set or the file holds lists. `categorical=False` is for labels
     that are not classes (scores): splits are then random and evaluation labels need not occur in training.
     Such labels may come from several columns (a list): each "label" cell is then a list, one value per column.
+    Text and label columns the config leaves at their defaults and the file lacks are found in the file
+    (lmtune.data.columns); report["columns"] holds those, as config keys, for the run's saved config.
     """
     if cfg.train is None:
         raise DataError("no training data given")
-    labels = _label_names(label_column)
+    allow_extra = allow_extra_fields or cfg.extra_fields == "ignore"
+    given = [c for c in (*text_columns.values(), *_label_names(label_column).values()) if c is not None]
+    raw, sources = _read(cfg, cfg.train, given, allow_extra)
+    wanted = {f"{canon}_column": col for canon, col in text_columns.items()} | {"label_column": label_column}
+    found = find_columns(raw["train"], cfg, wanted, categorical=categorical)
+    text_columns = {canon: found.get(f"{canon}_column", col) for canon, col in text_columns.items()}
+    labels = _label_names(found.get("label_column", label_column))
     if len(labels) > 1 and (categorical or cfg.label_separator):
         raise ConfigError("data.label_column lists several columns: that is for numeric targets (task "
                           "regression) and cannot be combined with data.label_separator; give one label column")
     mapping = {**text_columns, **labels}
     texts = [name for name, col in text_columns.items() if col is not None]
-    allow_extra = allow_extra_fields or cfg.extra_fields == "ignore"
-    raw, sources = _read(cfg, cfg.train, [c for c in mapping.values() if c is not None], allow_extra)
     tables = {name: _prepare(df, mapping, texts, list(labels), cfg) for name, df in raw.items()}
+    if categorical:
+        check_classes(tables["train"])
 
     stratify_on = "label" if categorical else None
     train = tables.pop("train")
@@ -61,6 +70,7 @@ def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label
             check_labels_seen(seen, splits[name])
     report = quality_report(splits, texts)
     report["sources"] = {name: sources[name] for name in splits}
+    report["columns"] = found
     return splits, report
 
 

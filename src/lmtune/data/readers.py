@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 
 from lmtune.config import Column
+from lmtune.data.clean import as_number
+from lmtune.data.columns import COMMON_NAMES
 from lmtune.errors import DataError
 
 FORMATS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".parquet": "parquet", ".pq": "parquet",
 }
+HEADER_SAMPLE = 1000  # rows compared with the first when guessing whether it is a header
+MAX_NAME = 40  # longer first-row cells are text, not column names
 FORMAT_HELP = "csv, tsv/tab, json, jsonl/ndjson, parquet/pq, or a folder saved with datasets' save_to_disk"
 
 
@@ -90,8 +94,9 @@ def _resolve(df: pd.DataFrame, col: Column) -> Column:
     if isinstance(col, str) and not headed:
         first = ", ".join(repr(str(v)[:30]) for v in df.attrs.get("first_row", []))
         raise DataError(f"column {col!r} not found: the file has no header: name columns by position "
-                        f"0..{len(df.columns) - 1} (its first row, {first}, was read as data because it does "
-                        "not name every requested column; if it is a header, make the names match it)",
+                        f"0..{len(df.columns) - 1} (its first row, {first}, was read as data because it names "
+                        "none of the requested columns and looks like data; if it is a header, make the names match "
+                        "it)",
                         file=file_label(df), column=col)
     raise DataError(f"column {col!r} not found; available columns: {names}", file=file_label(df), column=col)
 
@@ -134,7 +139,7 @@ def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Co
         raise DataError("the file is empty", file=str(path))
     first = rows[0]
     if header is None:
-        header = _has_header(first, expected)
+        header = _has_header(first, expected, rows[1:])
     if header:
         columns: list[Column] = list(first)
         body = rows[1:]
@@ -156,11 +161,25 @@ def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Co
     return df
 
 
-def _has_header(first: list[str], expected: list[Column]) -> bool:
+def _has_header(first: list[str], expected: list[Column], body: list[list[str]]) -> bool:
     names = [c for c in expected if isinstance(c, str)]
-    if names:
-        return all(n in first for n in names)
-    return not expected  # only positions asked for: a header row would be read as data, so there is none
+    if any(n in first for n in names):
+        return True
+    if expected and not names:
+        return False  # only positions asked for: a header row would be read as data, so there is none
+    return _looks_like_header(first, body[:HEADER_SAMPLE])
+
+
+def _looks_like_header(first: list[str], body: list[list[str]]) -> bool:
+    """Column names are short, not numbers, and not values their own column repeats; and either one of them is a
+    common column name or it heads a column of numbers. A first row of data fails this (a long text, a number,
+    a label that recurs below it), and so does a row that could be either, which is read as data."""
+    columns = [[row[i] for row in body if i < len(row)] for i in range(len(first))]
+    if any(not cell.strip() or len(cell) > MAX_NAME or as_number(cell) is not None or cell in below
+           for cell, below in zip(first, columns, strict=True)):
+        return False
+    return any(cell.strip().lower() in COMMON_NAMES or (below and all(as_number(v) is not None for v in below))
+               for cell, below in zip(first, columns, strict=True))
 
 
 def width_message(fmt: str, got: int, want: int, header: bool) -> str:

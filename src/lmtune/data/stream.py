@@ -22,10 +22,12 @@ from lmtune.errors import DataError
 
 
 def iter_chunks(path: str | None, text_column: Column = "text", text_pair_column: Column | None = None,
-                lines: Iterable[str] | None = None, chunk_rows: int = 10_000, skip: int = 0) -> Iterator[pd.DataFrame]:
+                lines: Iterable[str] | None = None, chunk_rows: int = 10_000, skip: int = 0,
+                fields: tuple[str, ...] = ("text",)) -> Iterator[pd.DataFrame]:
     """DataFrames of at most `chunk_rows` rows (index = 1-based input row), the text columns renamed to the
     canonical `text`/`text_pair` and cleaned; other columns (e.g. question/context) pass through. The first
-    `skip` rows are passed over without being parsed into frames (resuming a prediction job)."""
+    `skip` rows are passed over without being parsed into frames (resuming a prediction job). A file holding
+    none of `fields` (the model's inputs, after renaming) is an error that lists its columns."""
     records = _records(path, lines, [c for c in (text_column, text_pair_column) if isinstance(c, int)])
     names = {c: canon for canon, c in (("text", text_column), ("text_pair", text_pair_column)) if c is not None}
     records = itertools.islice(records, skip, None)
@@ -34,7 +36,17 @@ def iter_chunks(path: str | None, text_column: Column = "text", text_pair_column
         frame = pd.DataFrame(chunk, index=pd.RangeIndex(number + 1, number + 1 + len(chunk)), dtype=object)
         number += len(chunk)
         frame = frame.rename(columns={c: names[c] for c in frame.columns if c in names})
+        _check_fields(frame, fields, text_column, path)
         yield clean_text(frame, [c for c in ("text", "text_pair") if c in frame])
+
+
+def _check_fields(frame: pd.DataFrame, fields: tuple[str, ...], text_column: Column, path: str | None) -> None:
+    if any(f in frame for f in fields):
+        return
+    wanted = f"column {text_column!r}" if "text" in fields else f"columns {', '.join(map(repr, fields))}"
+    flag = "; name the text column with --text-column" if "text" in fields else ""
+    raise DataError(f"no {wanted} for the model to read; the file's columns: "
+                    f"{', '.join(repr(c) for c in frame.columns)}{flag}", file=path or "<stdin>")
 
 
 def _records(path: str | None, lines: Iterable[str] | None, positions: list[int]) -> Iterator[dict]:

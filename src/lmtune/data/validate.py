@@ -6,11 +6,12 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from lmtune.data.clean import is_missing
+from lmtune.data.clean import as_number, is_missing
 from lmtune.data.readers import file_label
 from lmtune.errors import DataError
 
 MAX_LISTED = 20
+MANY = 20  # more distinct labels than this, most of them unique, is not a set of classes
 
 
 def user_column(df: pd.DataFrame, column: str) -> str | int:
@@ -53,6 +54,29 @@ def check_labels_seen(train_labels: set, df: pd.DataFrame, column: str = "label"
     raise DataError(f"label {label!r} never occurs in the training data (known labels: {listed}){others}; "
                     "add training rows with this label, or fix or drop the row",
                     file=file_label(df), row=row, column=user_column(df, column))
+
+
+def check_classes(df: pd.DataFrame, column: str = "label") -> None:
+    """Single labels a classifier can learn: two or more classes, and not a score or an ID.
+
+    A column of continuous scores would otherwise become hundreds of classes, each seen a few times, and score
+    near zero; an ID column one class per row. Multi-label (list) cells are not checked.
+    """
+    values = [v for v in df[column] if not is_missing(v) and not isinstance(v, list)]
+    distinct = sorted(set(values))
+    where = {"file": file_label(df), "column": user_column(df, column)}
+    if len(distinct) == 1:
+        raise DataError(f"every row has the label {distinct[0]!r}: a classifier needs at least two classes; "
+                        "check that this is the label column", **where)
+    numbers = [as_number(v) for v in values]
+    most_unique = len(distinct) > MANY and len(distinct) > len(values) / 2
+    if values and None not in numbers and (most_unique or (len(distinct) > MANY and any(
+            not n.is_integer() for n in numbers))):
+        raise DataError(f"the labels are {len(distinct)} different numbers ({', '.join(distinct[:3])}, ...): a score, "
+                        "not classes; train with --task regression, or give the label column of classes", **where)
+    if most_unique:
+        raise DataError(f"{len(distinct)} different labels in {len(values)} rows, almost one per row: this looks like "
+                        "an ID or text column, not classes; give the label column with --label-column", **where)
 
 
 def _blank(value: object) -> bool:

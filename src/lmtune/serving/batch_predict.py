@@ -15,24 +15,32 @@ from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 
-from lmtune.api import Predictor
+from lmtune.api import Predictor, run_data_config
 from lmtune.config import Column
 from lmtune.data.stream import iter_chunks
 from lmtune.errors import UserError
 
 
-def predict_file(model_or_run: str | Path, path: str | None, output: Path | None, *, text_column: Column = "text",
-                 text_pair_column: Column | None = None, batch_size: int = 64, chunk_rows: int = 10_000,
-                 resume: bool = False, lines: Iterable[str] | None = None, onnx_variant: str = "fp32") -> int:
-    """Predict every input row; returns how many rows the output now holds."""
+def predict_file(model_or_run: str | Path, path: str | None, output: Path | None, *,
+                 text_column: Column | None = None, text_pair_column: Column | None = None, batch_size: int = 64,
+                 chunk_rows: int = 10_000, resume: bool = False, lines: Iterable[str] | None = None,
+                 onnx_variant: str = "fp32") -> int:
+    """Predict every input row; returns how many rows the output now holds. Text columns not given are the
+    ones the run trained on (its config.yaml), then `text`."""
     as_csv = output is not None and output.suffix.lower() == ".csv"
     if resume and (output is None or as_csv):
         raise UserError("--resume needs a .jsonl --output: it continues from the rows already written there")
     done = _complete_lines(output) if resume and output.exists() else 0
     predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
+    if text_column is None:
+        trained = run_data_config(model_or_run)
+        text_column = trained.text_column
+        text_pair_column = text_pair_column or (trained.text_pair_column if getattr(predictor.task, "pair", False)
+                                                else None)
     total, header = done, not done
     with _sink(output, append=bool(done)) as sink:
-        for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done):
+        for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done,
+                                 fields=predictor.task.input_fields):
             results = predictor.predict(chunk, batch_size)
             sink.write(_csv(results, header) if as_csv else
                        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))

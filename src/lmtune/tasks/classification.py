@@ -15,7 +15,7 @@ from lmtune.data import check_labels_seen, load_labelled
 from lmtune.evaluation.classification import best_threshold, multi_label_metrics, single_label_metrics
 from lmtune.evaluation.inference import model_outputs
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
+from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, load_texts, text_records
 
 
 class Classification:
@@ -39,9 +39,7 @@ class Classification:
 
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
-        d = cfg.data
-        texts = {"text": d.text_column, "text_pair": d.text_pair_column}
-        splits, report = load_labelled(d, texts, d.label_column, seed=cfg.train.seed)
+        splits, report = load_texts(cfg, categorical=True)
         return splits, {**report, **self.learn(cfg, splits)}
 
     def learn(self, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:

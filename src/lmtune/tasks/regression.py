@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
@@ -12,12 +11,13 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 from lmtune.config import Column, Config, DataConfig, ModelConfig, TaskConfig
 from lmtune.data import load_labelled
+from lmtune.data.clean import as_number
 from lmtune.data.readers import file_label
 from lmtune.errors import ConfigError, DataError
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.regression import regression_metrics
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, text_records
+from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, load_texts, text_records
 
 
 class Regression:
@@ -39,10 +39,8 @@ class Regression:
 
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
-        d = cfg.data
-        columns = _columns(d.label_column)
-        texts = {"text": d.text_column, "text_pair": d.text_pair_column}
-        splits, report = load_labelled(d, texts, d.label_column, seed=cfg.train.seed, categorical=False)
+        splits, report = load_texts(cfg, categorical=False)
+        columns = _columns(cfg.data.label_column)
         splits = {name: _numeric(rows, columns) for name, rows in splits.items()}
         return splits, {**report, **self.learn(cfg, splits)}
 
@@ -165,11 +163,8 @@ def _numeric(rows: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
 
 
 def _number(value: object, rows: pd.DataFrame, row: int, column: Column) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number):
+    number = as_number(value)
+    if number is None:
         raise DataError(f"target {value!r} is not a number; regression needs a numeric value in every row",
                         file=file_label(rows), row=row, column=column)
     return number

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lmtune.config import DataConfig
+from lmtune.config import Config, DataConfig
+from lmtune.data import load_labelled
+
+
+def load_texts(cfg: Config, categorical: bool) -> tuple[dict[str, pd.DataFrame], dict]:
+    """load_labelled on the config's text and label columns. Columns it found in the file go into cfg.data, so
+    the run's saved config names them and evaluate, predict and resume read the same columns."""
+    d = cfg.data
+    splits, report = load_labelled(d, {"text": d.text_column, "text_pair": d.text_pair_column}, d.label_column,
+                                   seed=cfg.train.seed, categorical=categorical)
+    if report["columns"]:
+        cfg.data = d.model_copy(update=report["columns"])
+    return splits, report
 
 
 def text_records(rows: pd.DataFrame, pair: bool) -> list[dict]:
