@@ -19,6 +19,7 @@ from accelerate.utils import set_seed
 from lmtune import __version__
 from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
 from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, summarise, write_results
+from lmtune.data.stream import input_frame
 from lmtune.data.token_cache import cache_dir, cached_encode
 from lmtune.errors import ConfigError, UserError
 from lmtune.evaluation.baselines import run_baselines
@@ -77,7 +78,7 @@ class Predictor:
         self.model = (onnx if onnx is not None else load_trained(self.model_dir, self.task)).eval()
 
     def predict(self, inputs: list[str] | list[dict] | pd.DataFrame, batch_size: int = 64) -> list[dict]:
-        rows = inputs if isinstance(inputs, pd.DataFrame) else _rows(inputs)
+        rows = inputs if isinstance(inputs, pd.DataFrame) else input_frame(inputs)
         return self.task.predict(self.model, self.tokenizer, rows, batch_size)
 
     def evaluate(self, data: DataConfig, batch_size: int = 128) -> tuple[dict, list[dict]]:
@@ -107,12 +108,6 @@ def model_dir(model_or_run: str | Path) -> Path:
     if found is None:
         raise UserError(f"{model_or_run} is neither an lmtune run folder nor an lmtune model folder (no lmtune.json)")
     return found
-
-
-def _rows(inputs: list[str] | list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs])
-    frame.index = range(1, len(frame) + 1)
-    return frame
 
 
 def free_run_dir(cfg: Config) -> Config:

@@ -37,12 +37,25 @@ def clean_string(text: str, lowercase: bool = False) -> str:
 
 
 def clean_text(df: pd.DataFrame, columns: Iterable[str], lowercase: bool = False) -> pd.DataFrame:
-    """Strip, collapse whitespace runs to one space, NFKC-normalise and optionally lower-case text columns."""
+    """Strip, collapse whitespace runs to one space, NFKC-normalise and optionally lower-case text columns.
+
+    Cleaning is for the model's input only: each column's text as given stays beside it (`as_given`), for
+    outputs that echo the user's text, which must come back exactly as it was sent (a full-width comma too).
+    """
     out = df.copy()
     for col in columns:
+        out[f"{col}{AS_GIVEN}"] = as_given(df, col)
         out[col] = pd.Series([None if is_missing(v) else clean_string(str(v), lowercase) for v in df[col]],
                              index=df.index, dtype=object)
     return out
+
+
+AS_GIVEN = "_as_given"  # suffix of the column keeping a text column's uncleaned values
+
+
+def as_given(rows: pd.DataFrame, column: str = "text") -> pd.Series:
+    """A text column as the user gave it, before clean_text (the column itself where it was never cleaned)."""
+    return rows.get(f"{column}{AS_GIVEN}", rows[column])
 
 
 def split_labels(df: pd.DataFrame, separator: str | None, column: str = "label") -> pd.DataFrame:

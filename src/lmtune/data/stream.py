@@ -37,7 +37,18 @@ def iter_chunks(path: str | None, text_column: Column = "text", text_pair_column
         number += len(chunk)
         frame = frame.rename(columns={c: names[c] for c in frame.columns if c in names})
         _check_fields(frame, fields, text_column, path)
-        yield clean_text(frame, [c for c in ("text", "text_pair") if c in frame])
+        yield _cleaned(frame)
+
+
+def input_frame(inputs: list[str] | list[dict]) -> pd.DataFrame:
+    """Inputs given in memory (the API, the server) as the table iter_chunks yields: rows numbered from 1, a bare
+    string as `text`, texts cleaned as in training."""
+    return _cleaned(pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs],
+                                 index=range(1, len(inputs) + 1)))
+
+
+def _cleaned(frame: pd.DataFrame) -> pd.DataFrame:
+    return clean_text(frame, [c for c in ("text", "text_pair") if c in frame])
 
 
 def _check_fields(frame: pd.DataFrame, fields: tuple[str, ...], text_column: Column, path: str | None) -> None:

@@ -8,19 +8,22 @@ at stop strings. Greedy by default: evaluation must be reproducible; sampling is
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, TextIteratorStreamer
 
-from lmtune.config import ModelConfig
+from lmtune.config import DECODER_TASKS, ModelConfig
+from lmtune.errors import UserError
 from lmtune.evaluation.inference import eval_mode
 from lmtune.models.chat import render
 from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
+
+INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
 
 
 @dataclass
@@ -50,6 +53,10 @@ class Generator:
 
         if find_model_dir(model_or_run) is not None:
             trained = Predictor(model_or_run, precision)
+            if trained.task.name not in DECODER_TASKS:
+                raise UserError(f"{model_or_run} is a {trained.task.name} model (an encoder): generate and chat need a "
+                                f"causal LM: a run trained with --task {' or --task '.join(DECODER_TASKS)}, or a "
+                                "decoder model such as smollm2-135m; use `lmtune predict` for this run")
             return cls(trained.model, trained.tokenizer, precision, getattr(trained.task, "system", None))
         spec = ModelConfig(name=str(model_or_run))
         local = resolve(spec.name)
@@ -74,7 +81,7 @@ class Generator:
                 ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer))
                 new = ids[:, batch["input_ids"].shape[1]:]
                 for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                    out[i] = cut_at_stop(text, settings.stop)
+                    out[i] = cut_at_stop(text.rstrip(INCOMPLETE), settings.stop)
         return out
 
     def stream(self, prompt: str, settings: Settings | None = None) -> Iterator[str]:
@@ -92,7 +99,7 @@ class Generator:
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
         text = ""
-        for piece in streamer:
+        for piece in whole_characters(streamer):
             stop = next((s for s in settings.stop if s in text + piece), None)
             if stop:
                 yield cut_at_stop(text + piece, [stop])[len(text):]
@@ -105,6 +112,21 @@ class Generator:
         # A chat template writes its own BOS; raw prompts get the tokenizer's usual special tokens.
         return self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
                               add_special_tokens=not self.chat)
+
+
+def whole_characters(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed pieces that never end inside a character. A byte-level tokenizer spreads a character over
+    several tokens (a Chinese one is 3 UTF-8 bytes), and its bytes decode to U+FFFD until the last arrives;
+    transformers' streamer holds those back, except when generation stops inside the character, where the
+    piece is dropped here rather than shown as a replacement character."""
+    held = ""
+    for piece in pieces:
+        held += piece
+        if not held.endswith(INCOMPLETE):
+            yield held
+            held = ""
+    if held.rstrip(INCOMPLETE):
+        yield held.rstrip(INCOMPLETE)
 
 
 def cut_at_stop(text: str, stops: list[str]) -> str:

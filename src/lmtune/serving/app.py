@@ -9,14 +9,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import JSONResponse
 
 from lmtune import __version__
-from lmtune.data import clean_text
+from lmtune.data.stream import input_frame
 from lmtune.errors import UserError
 from lmtune.serving.batcher import Batcher, Overloaded
 
@@ -95,7 +94,7 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
     from lmtune.api import Predictor  # torch and transformers: only when an app is made
 
     predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
-    batcher = Batcher(lambda inputs: predictor.predict(_frame(inputs), max_batch_size), max_batch_size,
+    batcher = Batcher(lambda inputs: predictor.predict(input_frame(inputs), max_batch_size), max_batch_size,
                       max_wait_ms, max_queue)
     limits = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
               "max_body_bytes": max_body_bytes, "max_inputs": max_inputs, "max_chars": max_chars,
@@ -174,8 +173,3 @@ def _check_fields(items: list[Input], allowed: tuple[str, ...]) -> None:
             raise HTTPException(422, f"inputs[{i}] has the field(s) {', '.join(unknown)}, which this model does not "
                                      f"read; an input is a string or an object with: {', '.join(allowed)}")
 
-
-def _frame(inputs: list[Input]) -> pd.DataFrame:
-    """Inputs as the table `lmtune predict` builds from its lines: rows numbered from 1, texts cleaned."""
-    rows = pd.DataFrame([{"text": x} if isinstance(x, str) else x for x in inputs], index=range(1, len(inputs) + 1))
-    return clean_text(rows, [c for c in ("text", "text_pair") if c in rows])

@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
+from lmtune.data.clean import as_given
 from lmtune.data.lines import load_corpus, read_corpus
 from lmtune.evaluation.inference import summed_loss
 from lmtune.generation.generate import Generator, Settings
@@ -75,4 +76,4 @@ class CausalModelling:
         prompts = [generator.prompt(wrap(t) if wrap else t, raw=raw) for t in texts]
         outputs = generator.generate(prompts, Settings(max_new_tokens=max_new_tokens), batch_size)
         return [{"row": int(row), "text": text, "generated": output}
-                for row, text, output in zip(rows.index, texts, outputs, strict=True)]
+                for row, text, output in zip(rows.index, as_given(rows), outputs, strict=True)]

@@ -19,6 +19,7 @@ from transformers import (
 )
 
 from lmtune.config import DataConfig, ModelConfig, TaskConfig
+from lmtune.data.clean import as_given
 from lmtune.errors import ConfigError
 from lmtune.evaluation.inference import summed_loss
 from lmtune.models.load import load_model
@@ -81,9 +82,9 @@ class MaskedLM(CorpusTask):
                        tokenizer_kwargs={"truncation": True, "max_length": self.max_length}) if texts else []
         found = iter([results] if len(texts) == 1 else results)  # the pipeline unwraps a one-text list
         out = []
-        for row, text in rows["text"].items():
+        for (row, text), given in zip(rows["text"].items(), as_given(rows), strict=True):
             fills = _per_mask(next(found)) if mask in text else []
-            out.append({"row": int(row), "text": text,
+            out.append({"row": int(row), "text": given,
                         "masks": [[{"token": c["token_str"], "score": round(float(c["score"]), 6)} for c in m]
                                   for m in fills]})
         return out

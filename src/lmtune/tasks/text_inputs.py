@@ -6,6 +6,7 @@ import pandas as pd
 
 from lmtune.config import Config, DataConfig
 from lmtune.data import load_labelled
+from lmtune.data.clean import as_given
 
 
 def load_texts(cfg: Config, categorical: bool) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -20,12 +21,13 @@ def load_texts(cfg: Config, categorical: bool) -> tuple[dict[str, pd.DataFrame],
 
 
 def text_records(rows: pd.DataFrame, pair: bool) -> list[dict]:
-    """One output record per row: its source row number and input text(s); the task adds its outputs."""
+    """One output record per row: its source row number and input text(s) as given; the task adds its outputs."""
     out = []
-    for row, text in rows["text"].items():
+    pairs = as_given(rows, "text_pair") if pair else None
+    for row, text in as_given(rows, "text").items():
         record = {"row": int(row), "text": text}
-        if pair:
-            record["text_pair"] = rows.at[row, "text_pair"]
+        if pairs is not None:
+            record["text_pair"] = pairs[row]
         out.append(record)
     return out
 

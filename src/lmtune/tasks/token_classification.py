@@ -18,6 +18,7 @@ from transformers import AutoModelForTokenClassification, DataCollatorForTokenCl
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
 from lmtune.data import quality_report, stratified_sample, stratified_split
+from lmtune.data.clean import as_given
 from lmtune.data.conll import locate, read_tagged
 from lmtune.data.readers import file_label
 from lmtune.errors import DataError, UserError
@@ -162,7 +163,8 @@ class TokenClassification:
             features = _encode_words(words, tokenizer, self.max_length)
             spans = [_joined_spans(w) for w in words]
         else:
-            texts = ["" if t is None else str(t) for t in rows["text"]]
+            # Entity offsets point into the text as the user sent it, so it goes to the model uncleaned.
+            texts = ["" if t is None else str(t) for t in as_given(rows)]
             features, spans = _encode_text(texts, tokenizer, self.max_length)
         predicted = self.word_tags(model, tokenizer, features, [len(s) for s in spans], batch_size)
         out = []
