@@ -337,12 +337,13 @@ def report(run: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Show the built-in models and whether they are cached."""
+    """Show the built-in models: languages, size, licence, where the weights come from, whether cached."""
     from lmtune.models import list_models
 
-    table = Table("name", "kind", "source", "cached", "description")
+    table = Table("name", "kind", "languages", "parameters", "licence", "cached", "provenance")
     for m in list_models():
-        table.add_row(m["name"], m["kind"], m["source"], "yes" if m["cached"] else "no", m["description"])
+        table.add_row(m["name"], m["kind"], ", ".join(m["languages"]), f"{m['parameters'] / 1e6:,.0f}M",
+                      m["licence"], "yes" if m["cached"] else "no", f"{m['upstream']}: {m['provenance']}")
     Console().print(table)
 
 

