@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 models_app = typer.Typer(no_args_is_help=True, help="Built-in pretrained models (offline, from PyPI wheels).")
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
+WIDE = 10_000  # characters: wider than any table, which rich then prints at its natural width
 
 Opt = typer.Option
 # Shortcut flags are plain aliases of dotted config keys, so the CLI, YAML and Python share one schema.
@@ -313,9 +316,12 @@ def compare(
     result = compare_runs(runs, metric)
     block = comparison_table(result)
     table = Table(*block["columns"], title=title(result))
+    for column in table.columns:
+        column.overflow = "fold"  # on a narrow terminal a run name wraps rather than losing its end to "…"
     for row in block["rows"]:
         table.add_row(*row)
-    Console().print(table)
+    # Piped or redirected output has no width to fit (rich would assume 80 columns): the table keeps its own.
+    Console(width=None if sys.stdout.isatty() else WIDE).print(table)
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if output:
@@ -361,10 +367,22 @@ def show_config() -> None:
     sys.stdout.write(Config().to_yaml())
 
 
-def main() -> None:
-    # The CLI prints its own summary; transformers' load reports and save progress bars are noise there.
+def quiet_libraries() -> None:
+    """The CLI prints what the user needs; library chatter is hidden here, in one place, before any library is
+    imported: transformers' load reports (a new head's MISSING weights are expected when fine-tuning) and save
+    progress bars, torch's ONNX exporter listing the torchvision ops it skips, onnxruntime's quantisation
+    advice, and libraries' deprecation warnings about their own internals, which the user cannot act on."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TORCH_LOGS", "-onnx")  # torch sets its loggers' levels from this when imported
+    # onnxruntime's quantiser warns through the root logger; lmtune's own loggers keep their warnings.
+    logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger("lmtune").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main() -> None:
+    quiet_libraries()
     try:
         app()
     except Interrupted as err:

@@ -220,17 +220,36 @@ def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+# Names other tools (the HF Trainer, PEFT, sentence-transformers) give the same settings, whatever the section.
+ALIASES = {
+    "learning_rate": "train.lr", "num_train_epochs": "train.epochs", "num_epochs": "train.epochs",
+    "per_device_train_batch_size": "train.batch_size", "train_batch_size": "train.batch_size",
+    "per_device_eval_batch_size": "train.eval_batch_size", "gradient_accumulation_steps": "train.grad_accum",
+    "warmup_ratio": "train.warmup", "warmup_steps": "train.warmup", "lr_scheduler_type": "train.scheduler",
+    "max_grad_norm": "train.max_grad_norm", "logging_steps": "train.log_every", "eval_steps": "train.eval_every",
+    "save_steps": "train.save_every", "save_total_limit": "train.keep_checkpoints", "fp16": "train.precision",
+    "bf16": "train.precision", "model_name_or_path": "model.name", "model_name": "model.name",
+    "max_seq_length": "data.max_length", "max_seq_len": "data.max_length", "r": "method.lora_r",
+    "lora_rank": "method.lora_r",
+}
+
+
 def _explain(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            near = difflib.get_close_matches(str(e["loc"][-1]), _field_names(Config, e["loc"]), n=1)
-            hint = f"; did you mean {'.'.join([*map(str, e['loc'][:-1]), near[0]])!r}?" if near else ""
-            lines.append(f"unknown key {key!r}{hint}")
+            lines.append(f"unknown key {key!r}{_did_you_mean(e['loc'])}")
         else:
             lines.append(f"{key}: {e['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _did_you_mean(loc: tuple) -> str:
+    if str(loc[-1]) in ALIASES:
+        return f"; did you mean {ALIASES[str(loc[-1])]!r}?"
+    near = difflib.get_close_matches(str(loc[-1]), _field_names(Config, loc), n=1)
+    return f"; did you mean {'.'.join([*map(str, loc[:-1]), near[0]])!r}?" if near else ""
 
 
 def parse_value(text: str) -> Any:

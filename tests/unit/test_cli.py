@@ -169,3 +169,15 @@ def test_no_arguments_shows_help(monkeypatch, capsys):
     code, out, err = lmtune(monkeypatch, capsys)
     assert code in (0, 2)  # click exits 2 for no_args_is_help on newer versions
     assert "train" in out + err and "predict" in out + err
+
+
+def test_library_noise_stays_off_the_console(tiny_run, tmp_path):
+    """torch's ONNX exporter and onnxruntime's quantiser log at import/export time: a fresh process, as a user's."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([str(Path(sys.executable).parent / "lmtune"), "export", str(tiny_run), "--quantize",
+                           "--output", str(tmp_path / "onnx")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ONNX model in" in done.stderr
+    assert "torchvision" not in done.stderr and "WARNING:root" not in done.stderr, done.stderr

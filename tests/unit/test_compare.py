@@ -98,3 +98,13 @@ def test_markdown_and_json_are_written(tiny_run, head_run, tmp_path):
     header = "| " + " | ".join(comparison_table(result)["columns"]) + " |"
     assert header in markdown and "validation accuracy | test accuracy | TF-IDF + logistic regression (test)" in header
     assert "2 classification runs ranked by test accuracy (higher is better)" in markdown
+
+
+def test_cli_shows_long_run_names_whole(tiny_run, tmp_path, monkeypatch, capsys):
+    from conftest import lmtune
+
+    long = tmp_path / f"sst2-lora-r16-alpha32-lr3e-5-batch16-epochs3-{'x' * 150}"
+    shutil.copytree(tiny_run, long)
+    code, out, err = lmtune(monkeypatch, capsys, "compare", str(tiny_run), str(long))
+    assert code == 0, err
+    assert long.name in out

@@ -166,3 +166,14 @@ def test_example_configs_validate():
     for path in examples:
         cfg = load_config(path)
         assert isinstance(cfg, Config), path
+
+
+@pytest.mark.parametrize(("given", "meant"), [
+    ("train.learning_rate=1e-4", "train.lr"), ("train.num_train_epochs=2", "train.epochs"),
+    ("train.per_device_train_batch_size=8", "train.batch_size"), ("train.warmup_ratio=0.1", "train.warmup"),
+    ("model.model_name_or_path=x", "model.name"), ("train.max_seq_length=64", "data.max_length"),
+    ("train.gradient_accumulation_steps=2", "train.grad_accum"),
+])
+def test_other_tools_names_suggest_lmtune_keys(given, meant):
+    with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+        build_config(overrides=[given])
