@@ -17,18 +17,22 @@ import torch
 from accelerate.utils import set_seed
 
 from lmtune import __version__
-from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml
+from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml, model_kind_of
 from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, summarise, write_results
 from lmtune.data.stream import input_frame
 from lmtune.data.token_cache import cache_dir, cached_encode
 from lmtune.errors import ConfigError, UserError
 from lmtune.evaluation.baselines import run_baselines
+from lmtune.evaluation.languages import accuracy_by_language
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters, frozen_cache
 from lmtune.models import resolve
+from lmtune.models.choose import choose_model, row_texts
 from lmtune.models.load import load_tokenizer, load_trained
+from lmtune.models.registry import licence_notice
 from lmtune.reporting.model_folder import save_model
 from lmtune.reporting.report import write_reports
+from lmtune.reporting.summary import UNKNOWN_TOKEN_WARNING
 from lmtune.tasks import new_task, saved_task
 from lmtune.training.device import make_accelerator, resolve_precision
 from lmtune.training.loop import Objective, fit
@@ -159,6 +163,12 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         splits, data_report = task.load(cfg)
     else:
         data_report = fold_report(task, cfg, splits)
+    choice = choose_model(row_texts(splits["train"], task.input_fields), model_kind_of(cfg))
+    data_report["reads_best"] = choice.name
+    if "name" not in cfg.model.model_fields_set:  # the user named no model: pick one that reads the data
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": choice.name})})
+        if accelerator.is_main_process:
+            print(f"model: {choice.name}, chosen for the data: {choice.reason}. --model to choose another")
     path = resolve(cfg.model.name)
     tokenizer = load_tokenizer(path, cfg.model)
     encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
@@ -176,7 +186,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     task.precision = cfg.train.precision
     if accelerator.is_main_process:
         write_text(run_dir / "config.yaml", cfg.to_yaml())
-        _announce(cfg, params, data_report["unknown_token_rate"])
+        _announce(cfg, params, data_report)
 
     batch = cfg.train.eval_batch_size
     evaluate, last = None, {"n": 0 if cfg.train.eval_before else 1}
@@ -187,7 +197,8 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
                 on_evaluate(last["n"], last["result"][0])
             last["n"] += 1
             return last["result"][0]
-    objective = Objective(loss=task.loss, evaluate=evaluate, **selection_metric(cfg.train.metric, task))
+    objective = Objective(loss=task.loss, evaluate=evaluate, units=getattr(task, "loss_units", None),
+                          **selection_metric(cfg.train.metric, task))
     before = evaluate(model) if evaluate and cfg.train.eval_before else None
     # Optional step: training-only reshaping of the examples, e.g. packing (sft); evaluation never sees it.
     prepare = getattr(task, "prepare_train", None)
@@ -220,6 +231,9 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
             metrics[split], predictions = last["result"]
         elif split in splits:
             metrics[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch)
+    by_language = accuracy_by_language(predictions)
+    if by_language:
+        metrics["by_language"] = by_language
     metrics["train"] = {"steps": result.steps, "seconds": result.seconds, "eval_seconds": result.eval_seconds,
                         "stopped_early": result.stopped_early,
                         "best": result.best, "total_seconds": round(time.perf_counter() - t0, 2)}
@@ -236,13 +250,18 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     return Run(run_dir, metrics, cfg)
 
 
-def _announce(cfg: Config, params: dict, unknown: float) -> None:
+def _announce(cfg: Config, params: dict, data_report: dict) -> None:
     print(f"run folder: {cfg.run_dir}\ntrainable parameters: {params['trainable']:,} of {params['total']:,} "
           f"({params['trainable_pct']}%)")
-    if unknown > 0.02:
+    notice = licence_notice(cfg.model.name)
+    if notice:
+        print(f"licence: {notice}")
+    unknown, better = data_report["unknown_token_rate"], data_report["reads_best"]
+    if unknown > UNKNOWN_TOKEN_WARNING:
+        hint = f"--model {better} reads it" if better != cfg.model.name else \
+            "a model whose vocabulary covers the language will do better"
         print(f"warning: {unknown:.0%} of the training tokens are unknown to {cfg.model.name}'s tokenizer, so the "
-              "model cannot read much of this text; a model whose vocabulary covers the language (e.g. a "
-              "byte-level one) will do better")
+              f"model cannot read much of this text; {hint}")
 
 
 def with_demo_data(cfg: Config) -> Config:

@@ -64,8 +64,9 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str = Field("auto", description="Built-in name, local HF folder, or hub id (online only); auto = "
-                      "smollm2-135m for decoder tasks (sft, clm), minilm otherwise.")
+    name: str = Field("auto", description="Built-in name, local HF folder, or hub id (online only); auto = the "
+                      "built-in model that reads the training texts' language (lmtune.models.choose): minilm / "
+                      "smollm2-135m for English, a Chinese or multilingual one otherwise.")
     revision: str | None = None
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless asked.")
     dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
@@ -132,6 +133,12 @@ class TrainConfig(Section):
     batch_size: int = Field(32, gt=0)
     max_tokens: int | None = Field(None, gt=0, description="Token-budget batches: as many rows as fit this many "
                                    "padded tokens (rows x longest row), instead of batch_size rows.")
+    micro_batch_tokens: int | Literal["auto"] | None = Field(
+        "auto", description="Run each batch forward and backward in pieces of at most this many padded tokens "
+        "(rows x longest row; a longer row goes alone), adding up their gradients: the same update, with the "
+        "activations stored for the backward pass bounded by this instead of batch_size x max_length. auto = "
+        "about 1 GB of them on CPU (776 tokens of smollm2-135m; encoders rarely split), whole batches on GPUs; "
+        "None = whole batches.")
     eval_batch_size: int = Field(128, gt=0)
     grad_accum: int = Field(1, gt=0)
     lr: float = Field(1e-4, gt=0, description="Peak learning rate. 1e-4 suits small encoders such as the default "
@@ -175,6 +182,11 @@ def _default(section: Section, key: str, value: Any) -> None:
 DECODER_TASKS = ("sft", "clm")  # tasks that train a causal LM: their defaults differ from the encoder tasks'
 
 
+def model_kind_of(cfg: Config) -> str:
+    """"decoder" for tasks that train a causal LM, else "encoder": which built-in models suit the task."""
+    return "decoder" if cfg.task.name in DECODER_TASKS else "encoder"
+
+
 class Config(Section):
     name: str = Field("run", description="Run folder name under output_dir.")
     output_dir: str = "runs"
@@ -187,7 +199,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _task_defaults(self) -> Config:
         """Fill the 'auto' model and method from the task, so every saved config names what really ran."""
-        decoder = self.task.name in DECODER_TASKS
+        decoder = model_kind_of(self) == "decoder"
         if self.model.name == "auto":
             _default(self.model, "name", "smollm2-135m" if decoder else "minilm")
         if self.method.name == "auto":

@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline, make_union
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from lmtune.evaluation.bootstrap import paired_lift_ci
-from lmtune.evaluation.classification import multi_label_metrics, single_label_metrics
+from lmtune.evaluation.classification import multi_label_metrics, record_correct, single_label_metrics
 from lmtune.evaluation.lstm_baseline import BiLSTMClassifier
 
 BASELINES = ("tfidf_logreg", "majority", "bilstm")
@@ -56,7 +56,7 @@ def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[di
                 gold = _targets(task, splits[split]["label"])
                 out[name][split] = _scalars(task, probs, gold)
                 correct[name] = _correct(task, probs, gold)  # the last split is the one predictions cover
-    model_correct = np.array([_record_correct(r) for r in predictions], dtype=float)
+    model_correct = np.array([record_correct(r) for r in predictions], dtype=float)
     for key, name in LIFTS.items():
         if name in correct and len(model_correct) >= 2 and len(model_correct) == len(correct[name]):
             lift, low, high = paired_lift_ci(model_correct, correct[name])
@@ -136,9 +136,3 @@ def _correct(task, probs: np.ndarray, gold: np.ndarray) -> np.ndarray:
     if task.multi_label:
         return ((probs >= task.threshold).astype(int) == gold).all(axis=1).astype(float)
     return (probs.argmax(axis=1) == gold).astype(float)
-
-
-def _record_correct(record: dict) -> bool:
-    if "labels" in record:
-        return sorted(record["labels"]) == sorted(record["gold"])
-    return record["label"] == record["gold"]

@@ -133,3 +133,10 @@ def _multi_label_auc(probs: np.ndarray, labels: np.ndarray) -> float | None:
     if not defined:
         return None
     return float(roc_auc_score(labels[:, defined], probs[:, defined], average="macro"))
+
+
+def record_correct(record: dict) -> bool:
+    """Whether a prediction record (predictions.jsonl) got its gold label(s) right."""
+    if "labels" in record:
+        return sorted(record["labels"]) == sorted(record["gold"])
+    return record["label"] == record["gold"]

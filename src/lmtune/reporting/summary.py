@@ -153,7 +153,8 @@ def limitations(run: RunFiles) -> list[str]:
     unknown = data.get("unknown_token_rate")
     if isinstance(unknown, int | float) and unknown > UNKNOWN_TOKEN_WARNING:
         out.append(f"{unknown:.1%} of the training tokens are unknown to the base model's tokenizer: it cannot read "
-                   "much of this text (another script or language?), so expect weak results on such inputs.")
+                   "much of this text (another script or language?), so expect weak results on such inputs"
+                   + (f"; {data['reads_best']} reads it." if data.get("reads_best") else "."))
     n = eval_size(run)
     if n is not None and n < SMALL_EVAL:
         out.append(f"The {split} set has only {n:,} examples: scores from a set this small move by several points "
