@@ -97,6 +97,7 @@ def train(
 ) -> None:
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
     from lmtune.api import train as run_training
+    from lmtune.reporting.verdict import verdict
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
@@ -108,6 +109,7 @@ def train(
         return
     _print_metrics(run.metrics)
     console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
+    console.print("\n".join(verdict(run.metrics, run.path)), markup=False, highlight=False)
 
 
 def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:

@@ -72,6 +72,10 @@ def test_train_success(tiny_bert, tmp_path, monkeypatch, capsys):
     assert build_config(yaml.safe_load((run / "config.yaml").read_text())).train.lr == pytest.approx(3e-5)
     assert "accuracy" in out  # the metrics table
     assert "modelsaved:runs/ok/model" in squash(err)
+    # The run ends with the verdict against TF-IDF + logistic regression, the report and what to do next.
+    assert "Verdict: fine-tuned" in err and "TF-IDF + logistic regression" in err
+    assert "Report:runs/ok/report.html" in squash(err)
+    assert "Next:lmtunepredictruns/ok" in squash(err)
 
 
 def test_train_unknown_key_suggests_the_nearest(tmp_path, monkeypatch, capsys):
