@@ -275,3 +275,14 @@ def test_built_in_base_models_are_named_by_hub_id(tmp_path):
     folder = fake_run(tmp_path / "r", "regression", *FAKE["regression"])
     meta = front_matter(read_run(folder))
     assert meta["pipeline_tag"] == "text-classification" and meta["metrics"] == ["pearson", "spearman", "mse"]
+
+
+def test_one_point_curves_are_stated_not_drawn(tmp_path):
+    from lmtune.reporting.analysis import curve_sections
+    from lmtune.reporting.run_files import RunFiles
+
+    run = RunFiles(tmp_path, log=[{"step": 2, "loss": 0.6931}, {"step": 2, "eval": {"accuracy": 0.75}}])
+    blocks = [b for s in curve_sections(run, "accuracy") for b in s["blocks"]]
+    assert all(b["kind"] != "figure" for b in blocks)
+    said = " ".join(b.get("text", "") for b in blocks)
+    assert "Training loss: 0.6931 at step 2" in said and "Validation accuracy: 0.7500 at step 2" in said

@@ -9,7 +9,7 @@ from lmtune.evaluation.calibration import expected_calibration_error, reliabilit
 from lmtune.evaluation.error_analysis import accuracy_by_length, confident_mistakes, confused_pairs
 from lmtune.evaluation.numbers import is_number
 from lmtune.reporting import plots
-from lmtune.reporting.blocks import figure, section, table, text
+from lmtune.reporting.blocks import cell, figure, section, table, text
 from lmtune.reporting.run_files import RunFiles
 
 MAX_TEXT = 300  # characters of an example shown in a table
@@ -22,15 +22,19 @@ def curve_sections(run: RunFiles, metric: str | None) -> list[dict]:
     if isinstance(run.metrics.get("validation_before"), dict):
         evals.insert(0, (0, run.metrics["validation_before"]))
     blocks = []
-    if losses:
+    if len(losses) > 1:
         steps, values = zip(*losses, strict=True)
         blocks.append(figure("loss_curve", "Training loss, averaged over each logging interval",
                              plots.line_plot({"training loss": (steps, values)}, "Training loss", "step", "loss")))
+    elif losses:
+        blocks.append(_one_point("Training loss", *losses[0]))
     if evals:
         metric = metric if metric in evals[-1][1] else next(
             (k for k, v in evals[-1][1].items() if isinstance(v, int | float) and k != "n"), None)
         points = [(step, e[metric]) for step, e in evals if isinstance(e.get(metric), int | float)]
-        if points:
+        if len(points) == 1:
+            blocks.append(_one_point(f"Validation {metric}", *points[0]))
+        elif points:
             steps, values = zip(*points, strict=True)
             blocks.append(figure("validation_curve", f"Validation {metric} at each evaluation",
                                  plots.line_plot({metric: (steps, values)}, f"Validation {metric}", "step", metric)))
@@ -133,3 +137,8 @@ def generation_sections(run: RunFiles) -> list[dict]:
              *[r[k] for k in scores]] for r in records]
     return [section("Generated answers", [table(["row", "prompt", "reference", "generated", *scores], rows,
                                                 caption=f"Greedy answers on {run.predictions_split}")])]
+
+
+def _one_point(name: str, step: int, value: float) -> dict:
+    """A single measurement is stated, not drawn: a one-point chart shows a dot and suggests a trend."""
+    return text(f"{name}: {cell(value)} at step {step} (measured once, so no curve).")
