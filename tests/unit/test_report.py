@@ -19,6 +19,7 @@ from lmtune.cli import main
 from lmtune.evaluation.calibration import expected_calibration_error, reliability_bins
 from lmtune.evaluation.error_analysis import accuracy_by_length, confident_mistakes, confused_pairs
 from lmtune.reporting import report
+from lmtune.reporting.blocks import cell
 from lmtune.reporting.model_card import front_matter, write_model_card
 from lmtune.reporting.report import build_report, write_reports
 from lmtune.reporting.run_files import read_run
@@ -286,3 +287,18 @@ def test_one_point_curves_are_stated_not_drawn(tmp_path):
     assert all(b["kind"] != "figure" for b in blocks)
     said = " ".join(b.get("text", "") for b in blocks)
     assert "Training loss: 0.6931 at step 2" in said and "Validation accuracy: 0.7500 at step 2" in said
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (963, "963"), (7700.0, "7,700"), (2.0, "2"), (121.8, "121.8"), (126.27, "126.27"), (0.91234, "0.9123"),
+    (1e-4, "0.0001"), (3e-5, "3e-05"), (None, "-"), (True, "yes"),
+])
+def test_table_cells_show_counts_whole_and_ratios_with_four_decimals(value, shown):
+    assert cell(value) == shown
+
+
+def test_the_summary_table_has_a_header(run_dir):
+    markdown = (run_dir / "report.md").read_text(encoding="utf-8")
+    assert "|  |  |" not in markdown
+    assert "| item | value |" in markdown
+    assert "| optimiser steps |" in markdown

@@ -28,8 +28,9 @@ def section(title: str, blocks: list[dict]) -> dict:
 
 
 def cell(value) -> str:
-    """Table text: 4 decimals for ratios and losses (3 significant digits below 0.001), thousands separators
-    for counts, '-' for missing."""
+    """Table text: 4 decimals for ratios and losses below 1 (3 significant digits below 0.001), at most 2 for
+    larger values (seconds, losses), none for whole numbers (counts, epochs), thousands separators, '-' for
+    missing."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -37,8 +38,10 @@ def cell(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if abs(value) >= 1000:
-            return f"{value:,.1f}"
+        if value.is_integer():
+            return f"{int(value):,}"
+        if abs(value) >= 1:
+            return f"{value:,.2f}".rstrip("0")
         return f"{value:.3g}" if 0 < abs(value) < 0.001 else f"{value:.4f}"  # a learning rate, not 0.0000
     return str(value)
 

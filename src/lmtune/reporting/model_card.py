@@ -66,7 +66,7 @@ def card_sections(run: RunFiles, interval: dict | None) -> list[dict]:
     evaluation += [text(s) for s in (summary.interval_sentence(run, interval) if interval else None,
                                      summary.lift_sentence(run)) if s]
     data = [b for b in (summary.data_table(run), summary.label_table(run)) if b]
-    procedure = [table(["", ""], summary.summary_rows(run))]
+    procedure = [table(["item", "value"], summary.summary_rows(run))]
     hyper = summary.hyperparameter_rows(run)
     if hyper:
         procedure.append(table(["hyper-parameter", "value"], hyper))

@@ -64,7 +64,7 @@ def report_sections(run: RunFiles) -> list[dict]:
 
 
 def _summary(run: RunFiles) -> list[dict]:
-    blocks = [table(["", ""], summary.summary_rows(run))]
+    blocks = [table(["item", "value"], summary.summary_rows(run))]
     hyper = summary.hyperparameter_rows(run)
     if hyper:
         blocks.append(table(["hyper-parameter", "value"], hyper, caption="Training configuration (config.yaml)"))
