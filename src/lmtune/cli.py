@@ -109,7 +109,7 @@ def train(
         return
     _print_metrics(run.metrics)
     console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
-    console.print("\n".join(verdict(run.metrics, run.path)), markup=False, highlight=False)
+    console.print("\n".join(verdict(run.metrics, run.path)), markup=False, highlight=False, soft_wrap=True)
 
 
 def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
