@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 from lmtune.api import Predictor, train
 from lmtune.config import DataConfig, ModelConfig, TaskConfig, build_config
 from lmtune.data.conll import read_tagged
+from lmtune.data.scripts import join_words
 from lmtune.errors import DataError
 from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
 from lmtune.tasks.token_classification import IGNORE, TokenClassification, _return_unseen, align_labels
@@ -210,6 +211,35 @@ def test_predict_offsets_from_the_tokenizer(tiny_bert, monkeypatch):
     assert out[0]["text"] == "Hi John Smith !"
     assert out[0]["entities"] == [{"entity": "PER", "text": "John Smith", "start": 3, "end": 13, "score": 0.6}]
     assert out[0]["tags"] == ["O", "B-PER", "I-PER", "O"]
+
+
+def test_chinese_text_is_tagged_one_character_at_a_time(tiny_bert, monkeypatch):
+    """Chinese raw text splits into characters, as the one-character-per-line training files do, whatever the
+    tokenizer's own idea of a word; pre-tokenised characters are joined without spaces."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    task = TokenClassification(TaskConfig(name="token-classification"), labels=["O", "B-NAME", "I-NAME"])
+
+    def fixed(model, tokenizer, features, n_words, batch_size):
+        assert n_words == [5]  # 高 勇 ， 男 and the trailing "ok"
+        return [(["B-NAME", "I-NAME", "O", "O", "O"], [0.8, 0.6, 1.0, 1.0, 1.0])]
+
+    monkeypatch.setattr(task, "word_tags", fixed)
+    out = task.predict(None, tokenizer, pd.DataFrame({"text": ["高勇，男 ok"]}, index=[1]), 8)
+    assert out[0]["text"] == "高勇，男 ok"
+    assert out[0]["entities"] == [{"entity": "NAME", "text": "高勇", "start": 0, "end": 2, "score": 0.7}]
+    out = task.predict(None, tokenizer, pd.DataFrame({"tokens": [["高", "勇", "，", "男", "ok"]]}, index=[1]), 8)
+    assert out[0]["text"] == "高勇，男 ok"
+    assert out[0]["entities"][0]["text"] == "高勇"
+
+
+@pytest.mark.parametrize(("words", "text"), [
+    (["John", "Smith", "!"], "John Smith !"), (["高", "勇", "，", "男"], "高勇，男"),
+    (["在", "IBM", "工作"], "在 IBM 工作"), (["「", "好", "」", "。"], "「好」。"), ([], ""),
+])
+def test_words_are_joined_as_the_language_is_written(words, text):
+    joined, spans = join_words(words)
+    assert joined == text
+    assert [joined[s:e] for s, e in spans] == words
 
 
 # -- end to end --------------------------------------------------------------------------------------

@@ -10,6 +10,12 @@ from collections.abc import Iterable
 # CJK ideographs (with extension A and compatibility forms) and Japanese kana.
 CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK = re.compile(f"[{CJK}]")
+# Words as CoNLL-style data and the BiLSTM baseline split text: each CJK character alone (Chinese has no spaces
+# between words, and Chinese NER data tags one character per line), runs of letters and digits, and each
+# punctuation mark on its own.
+WORD = re.compile(rf"[{CJK}]|[^\W{CJK}]+|[^\w\s]")
+# Characters written with no space beside each other: CJK, CJK punctuation (。、「」) and full-width forms (，！).
+_NO_SPACE = re.compile(f"[{CJK}\u3000-\u303f\uff00-\uffef]")
 # Basic Latin and Latin-1 letters plus Latin Extended-A/B: English and the other Latin-script languages.
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 
@@ -40,3 +46,15 @@ def script_shares(texts: Iterable[str]) -> dict[str, float]:
     counts = Counter(s for s in map(script_of, texts) if s is not None)
     total = sum(counts.values())
     return {s: counts[s] / total if total else 0.0 for s in SCRIPTS}
+
+
+def join_words(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Words joined into text as it is written, and each word's (start, end) in it: a space between words,
+    except between two in a script written without spaces ("高 勇 ， 男" is "高勇，男")."""
+    text, spans = "", []
+    for word in words:
+        if text and word and not (_NO_SPACE.match(text[-1]) and _NO_SPACE.match(word[0])):
+            text += " "
+        spans.append((len(text), len(text) + len(word)))
+        text += word
+    return text, spans

@@ -11,7 +11,6 @@ scikit-learn's the baseline scoring uses (`fit`, `predict_proba`, `classes_`), s
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,18 +20,16 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmtune.data.scripts import CJK
+from lmtune.data.scripts import WORD
 
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
-# Scripts written without spaces (Chinese, Japanese) are read a character at a time; other words are runs of
-# word characters, punctuation marks single tokens ("!" and "?" carry sentiment).
-TOKEN = re.compile(rf"[{CJK}]|[^\W{CJK}]+|[^\w\s]")
 
 Text = str | tuple[str, str]  # one text, or a sentence pair
 
 
 def tokenize(text: str) -> list[str]:
-    return TOKEN.findall(text.lower())
+    # Chinese a character at a time, other words whole, punctuation marks alone ("!" and "?" carry sentiment).
+    return WORD.findall(text.lower())
 
 
 class Vocabulary:

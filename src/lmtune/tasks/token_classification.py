@@ -21,6 +21,7 @@ from lmtune.data import quality_report, stratified_sample, stratified_split
 from lmtune.data.clean import as_given
 from lmtune.data.conll import locate, read_tagged
 from lmtune.data.readers import file_label
+from lmtune.data.scripts import WORD, join_words
 from lmtune.errors import DataError, UserError
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
@@ -154,18 +155,21 @@ class TokenClassification:
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         """Entities with character offsets, for raw `text` rows or pre-tokenised `tokens` rows.
 
-        Raw text is split into words by the tokenizer itself (its word_ids), which splits off punctuation the
-        way CoNLL-style training data does; pre-tokenised rows are joined with single spaces.
+        Raw text is split into words as CoNLL-style training data is (`lmtune.data.scripts.WORD`: punctuation
+        split off, each Chinese character a word), the same for every tokenizer: XLM-R's, for one, would keep a
+        whole Chinese clause as one "word". Pre-tokenised rows are joined as the language is written.
         """
         if "tokens" in rows:
             words = [[str(w) for w in tokens] for tokens in rows["tokens"]]
-            texts = [" ".join(w) for w in words]
-            features = _encode_words(words, tokenizer, self.max_length)
-            spans = [_joined_spans(w) for w in words]
+            joined = [join_words(w) for w in words]
+            texts, spans = [text for text, _ in joined], [span for _, span in joined]
         else:
             # Entity offsets point into the text as the user sent it, so it goes to the model uncleaned.
             texts = ["" if t is None else str(t) for t in as_given(rows)]
-            features, spans = _encode_text(texts, tokenizer, self.max_length)
+            found = [list(WORD.finditer(text)) for text in texts]
+            words = [[m.group() for m in matches] for matches in found]
+            spans = [[m.span() for m in matches] for matches in found]
+        features = _encode_words(words, tokenizer, self.max_length)
         predicted = self.word_tags(model, tokenizer, features, [len(s) for s in spans], batch_size)
         out = []
         for row, text, span, (tags, scores) in zip(rows.index, texts, spans, predicted, strict=True):
@@ -221,35 +225,6 @@ def _encode_words(words: list[list[str]], tokenizer, max_length: int) -> list[di
     _require_fast(tokenizer)
     enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
     return [{**{k: enc[k][i] for k in enc}, "word_ids": enc.word_ids(i)} for i in range(len(words))]
-
-
-def _encode_text(texts: list[str], tokenizer, max_length: int) -> tuple[list[dict], list[list[tuple[int, int]]]]:
-    """Features whose word_ids count the tokenizer's words from 0, and each word's character span."""
-    _require_fast(tokenizer)
-    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    features, spans = [], []
-    for i in range(len(texts)):
-        order: dict[int, int] = {}  # tokenizer word id → 0-based index among the words kept
-        span: list[list[int]] = []
-        for word, (start, end) in zip(enc.word_ids(i), enc["offset_mapping"][i], strict=True):
-            if word is None:
-                continue
-            if word not in order:
-                order[word] = len(span)
-                span.append([start, end])
-            span[order[word]][1] = end
-        features.append({**{k: enc[k][i] for k in enc if k != "offset_mapping"},
-                         "word_ids": [None if w is None else order[w] for w in enc.word_ids(i)]})
-        spans.append([(s, e) for s, e in span])
-    return features, spans
-
-
-def _joined_spans(words: list[str]) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for word in words:
-        spans.append((start, start + len(word)))
-        start += len(word) + 1
-    return spans
 
 
 def _words_seen(word_ids: list[int | None]) -> int:
