@@ -16,7 +16,13 @@ from lmtune.data.conll import read_tagged
 from lmtune.data.scripts import join_words
 from lmtune.errors import DataError
 from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
-from lmtune.tasks.token_classification import IGNORE, TokenClassification, _return_unseen, align_labels
+from lmtune.tasks.token_classification import (
+    IGNORE,
+    TokenClassification,
+    _encode_words,
+    _return_unseen,
+    align_labels,
+)
 
 CONLL = """-DOCSTART- -X- -X- O
 
@@ -276,3 +282,18 @@ def test_truncated_sentence_is_warned_and_scored_with_o(tiny_bert):
     metrics, records = task.evaluate(model, tokenizer, rows, features, batch_size=2)
     assert metrics["truncated"] == 1
     assert len(records[0]["tags"]) == 4 and records[0]["tags"][2:] == ["O", "O"]  # cut words predicted 'O'
+
+
+def test_sentencepiece_word_start_markers_are_dropped_before_characters():
+    """An XLM-R-style tokenizer splits a pre-split "高" into "▁", "高"; the label must sit on "高"."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "▁": 1, "高": 2, "勇": 3, "o": 4, "k": 5, "ok": 6, "▁ok": 7}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[("o", "k"), ("▁", "ok")], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
+    assert tokenizer(["高", "ok"], is_split_into_words=True).input_ids == [1, 2, 7]  # the marker is there...
+    feature = _encode_words([["高", "勇", "ok"]], tokenizer, 16)[0]
+    assert tokenizer.convert_ids_to_tokens(feature["input_ids"]) == ["高", "勇", "▁ok"]  # ...and dropped here
+    assert feature["word_ids"] == [0, 1, 2] and feature["attention_mask"] == [1, 1, 1]

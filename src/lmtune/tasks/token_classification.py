@@ -222,9 +222,22 @@ def first_subtokens(word_ids: list[int | None]) -> dict[int, int]:
 
 
 def _encode_words(words: list[list[str]], tokenizer, max_length: int) -> list[dict]:
+    """Features of pre-split words, without SentencePiece's lone word-start marker before a word's own tokens.
+
+    XLM-R-style tokenizers (multilingual-e5-small) turn each pre-split Chinese character into "▁", "高": the
+    label would sit on "▁", the same token for every character, and the rows would be twice as long. Unsplit
+    Chinese text tokenises with no such marker, so dropping it also matches what the model saw in pre-training.
+    """
     _require_fast(tokenizer)
     enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-    return [{**{k: enc[k][i] for k in enc}, "word_ids": enc.word_ids(i)} for i in range(len(words))]
+    marker = tokenizer.get_vocab().get("▁")
+    features = []
+    for i in range(len(words)):
+        ids, word_ids = enc["input_ids"][i], enc.word_ids(i)
+        keep = [j for j, word in enumerate(word_ids)
+                if not (ids[j] == marker and word is not None and j + 1 < len(ids) and word_ids[j + 1] == word)]
+        features.append({**{k: [enc[k][i][j] for j in keep] for k in enc}, "word_ids": [word_ids[j] for j in keep]})
+    return features
 
 
 def _words_seen(word_ids: list[int | None]) -> int:
