@@ -58,3 +58,15 @@ def test_context_restores_the_model(tiny_bert):
     assert model.bert.encoder.layer[0].attention.self.query.weight.grad is not None
     with fast_dropout(model, enabled=False):
         assert model.config._attn_implementation == "sdpa"
+
+
+def test_backward_keeps_only_the_boolean_mask():
+    """The float mask would cost 4 bytes an element of stored activations (LoRA's dropouts: half a decoder's)."""
+    x = torch.randn(64, 48, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = FastDropout(0.3)(x)
+    assert [t.dtype for t in saved] == [torch.bool]
+    out.sum().backward()
+    kept = out != 0
+    torch.testing.assert_close(x.grad, kept.float() / 0.7, rtol=1e-4, atol=0)

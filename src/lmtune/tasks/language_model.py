@@ -59,6 +59,10 @@ class CausalModelling:
         total, count = causal_loss(model, batch)
         return total / max(count, 1)
 
+    def loss_units(self, batch: dict[str, torch.Tensor]) -> int:
+        """The tokens the loss is a mean over (each label predicted from the position before it)."""
+        return int((batch["labels"][:, 1:] != -100).sum())
+
     def perplexity(self, model, tokenizer, features: list[dict], batch_size: int) -> dict:
         """Mean loss per scored token and perplexity = exp(loss)."""
         total, count = summed_loss(model, features, self.collate(tokenizer), batch_size, causal_loss,

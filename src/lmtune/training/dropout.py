@@ -38,7 +38,23 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.
 
 def drop(x: torch.Tensor, p: float) -> torch.Tensor:
     mask, scale = keep_mask(x.shape, p, x.device)
-    return x * (mask.to(x.dtype) * scale)
+    return _Masked.apply(x, mask, scale)
+
+
+class _Masked(torch.autograd.Function):
+    """x * mask * scale, keeping the boolean mask for the backward pass: autograd would keep the float mask (4
+    bytes an element in fp32), and LoRA's dropouts alone were half of a decoder's stored activations."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return (x * mask).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (mask,) = ctx.saved_tensors
+        return (grad * mask).mul_(ctx.scale), None, None
 
 
 class FastDropout(nn.Dropout):

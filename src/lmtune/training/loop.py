@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +24,14 @@ from lmtune.config import TrainConfig
 from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl
 from lmtune.training import checkpoint
-from lmtune.training.batching import LengthGroupedBatches
+from lmtune.training.batching import LengthGroupedBatches, micro_batch_tokens, micro_batches
 from lmtune.training.dropout import fast_dropout
 from lmtune.training.optim import build_optimizer, build_scheduler, clip_gradients
 from lmtune.training.progress import Meter, TrainProgress
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
 EvalFn = Callable[[torch.nn.Module], dict]
+UnitsFn = Callable[[dict], int]
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Objective:
     evaluate: EvalFn | None = None
     metric: str = "loss"
     higher_is_better: bool = False
+    units: UnitsFn | None = None  # what the loss is a mean over, e.g. scored tokens (None = rows)
 
 
 def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, lengths: list[int],
@@ -63,6 +65,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
     # Under DDP each process takes every num_processes-th batch, so an epoch has that many fewer steps.
     per_epoch = math.ceil(math.ceil(len(sampler) / accelerator.num_processes) / cfg.grad_accum)
+    micro_tokens = micro_batch_tokens(cfg.micro_batch_tokens, model, accelerator.device)
     total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
     optimizer = build_optimizer(model, cfg, accelerator.num_processes)
     scheduler = build_scheduler(optimizer, cfg, total)
@@ -134,8 +137,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                 batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
                 for batch in batches:
                     with accelerator.accumulate(model):
-                        loss = objective.loss(model, batch)
-                        accelerator.backward(loss)
+                        loss = backward(accelerator, model, objective,
+                                        micro_batches(batch, micro_tokens, objective.units))
                         if accelerator.sync_gradients:
                             if cfg.max_grad_norm:
                                 clip_gradients(accelerator, model, cfg.max_grad_norm)
@@ -143,7 +146,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                             scheduler.step()
                             optimizer.zero_grad(set_to_none=True)
                     state["batch"] += 1
-                    loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+                    loss_sum, loss_n = loss_sum + loss, loss_n + 1
                     meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
                     if not accelerator.sync_gradients:
                         continue
@@ -187,6 +190,19 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                      eval_seconds=round(state.get("eval_seconds", 0.0), 2),
                      best=_best_record(state["history"], state["best"], objective.metric),
                      history=state["history"], stopped_early=stop)
+
+
+def backward(accelerator: Accelerator, model: torch.nn.Module, objective: Objective,
+             pieces: list[tuple[dict, float]]) -> float:
+    """Gradients of the batch's mean loss, one micro-batch at a time (processes synchronise after the last one);
+    returns the loss."""
+    loss = 0.0
+    for i, (piece, share) in enumerate(pieces):
+        with accelerator.no_sync(model) if i < len(pieces) - 1 else nullcontext():
+            part = objective.loss(model, piece) * share
+            accelerator.backward(part)
+        loss += part.item()
+    return loss
 
 
 @contextmanager
