@@ -22,6 +22,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from lmtune.evaluation.bootstrap import paired_lift_ci
 from lmtune.evaluation.classification import multi_label_metrics, record_correct, single_label_metrics
 from lmtune.evaluation.lstm_baseline import BiLSTMClassifier
+from lmtune.training.progress import WorkProgress
 
 BASELINES = ("tfidf_logreg", "majority", "bilstm")
 LIFTS = {"lift": "tfidf_logreg", "lift_bilstm": "bilstm"}  # metrics key -> the baseline the model is compared with
@@ -47,15 +48,18 @@ def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[di
     the last evaluated split."""
     out: dict = {}
     correct: dict[str, np.ndarray] = {}
-    for name in _names(task):
-        model = _fit(name, task, splits)
-        out[name] = {}
-        for split in ("validation", "test"):
-            if split in splits:
-                probs = _probabilities(model, _inputs(name, task, splits[split]), len(task.labels))
-                gold = _targets(task, splits[split]["label"])
-                out[name][split] = _scalars(task, probs, gold)
-                correct[name] = _correct(task, probs, gold)  # the last split is the one predictions cover
+    names = _names(task)
+    with WorkProgress("baselines", len(names)) as progress:
+        for name in names:
+            model = _fit(name, task, splits)
+            out[name] = {}
+            for split in ("validation", "test"):
+                if split in splits:
+                    probs = _probabilities(model, _inputs(name, task, splits[split]), len(task.labels))
+                    gold = _targets(task, splits[split]["label"])
+                    out[name][split] = _scalars(task, probs, gold)
+                    correct[name] = _correct(task, probs, gold)  # the last split is the one predictions cover
+            progress.advance()
     model_correct = np.array([record_correct(r) for r in predictions], dtype=float)
     for key, name in LIFTS.items():
         if name in correct and len(model_correct) >= 2 and len(model_correct) == len(correct[name]):

@@ -10,6 +10,7 @@ import torch
 
 from lmtune.training.batching import sorted_batches
 from lmtune.training.device import resolve_precision
+from lmtune.training.progress import WorkProgress
 
 
 def _logits(output) -> torch.Tensor:
@@ -38,13 +39,15 @@ def model_outputs(model: torch.nn.Module, features: list[dict], collate: Callabl
     With `per_token`, each row is cut back to its own length so padding never leaks into results.
     """
     out: list[np.ndarray | None] = [None] * len(features)
-    with eval_mode(model, precision) as device:
-        for idx in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
+    batches = sorted_batches([len(f["input_ids"]) for f in features], batch_size)
+    with eval_mode(model, precision) as device, WorkProgress("inference", len(batches)) as progress:
+        for idx in batches:
             batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in idx])
             inputs = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             values = extract(model(**inputs)).float().cpu().numpy()
             for i, row in zip(idx, values, strict=True):
                 out[i] = row[: len(features[i]["input_ids"])] if per_token else row
+            progress.advance()
     return out
 
 
@@ -53,9 +56,11 @@ def summed_loss(model: torch.nn.Module, features: list[dict], collate: Callable,
     """(summed loss, scored tokens) over all features, for token-level objectives scored as a mean per token
     (language-model loss and perplexity); `loss(model, batch)` returns the batch's (sum, count)."""
     total, count = 0.0, 0
-    with eval_mode(model, precision) as device:
-        for idx in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
+    batches = sorted_batches([len(f["input_ids"]) for f in features], batch_size)
+    with eval_mode(model, precision) as device, WorkProgress("evaluate", len(batches)) as progress:
+        for idx in batches:
             batch = {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
             batch_sum, n = loss(model, batch)
             total, count = total + float(batch_sum), count + n
+            progress.advance()
     return total, count

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, TextIteratorStreamer
+from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from lmtune.config import DECODER_TASKS, ModelConfig
 from lmtune.errors import UserError
@@ -22,6 +22,7 @@ from lmtune.models.chat import render
 from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
+from lmtune.training.progress import WorkProgress
 
 INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
 
@@ -74,11 +75,15 @@ class Generator:
     def generate(self, prompts: list[str], settings: Settings | None = None, batch_size: int = 8) -> list[str]:
         settings = settings or Settings()
         out: list[str] = [""] * len(prompts)
-        lengths = [len(p) for p in prompts]
-        with eval_mode(self.model, self.precision) as device:
-            for idx in sorted_batches(lengths, batch_size):
+        batches = sorted_batches([len(p) for p in prompts], batch_size)
+        with (eval_mode(self.model, self.precision) as device,
+              WorkProgress("generate", len(batches) * settings.max_new_tokens) as progress):
+            for idx in batches:
                 batch = self._encode([prompts[i] for i in idx]).to(device)
-                ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer))
+                steps = Steps(progress)
+                ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer),
+                                          stopping_criteria=StoppingCriteriaList([steps]))
+                progress.advance(settings.max_new_tokens - steps.count)  # a batch that ends early skips ahead
                 new = ids[:, batch["input_ids"].shape[1]:]
                 for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
                     out[i] = cut_at_stop(text.rstrip(INCOMPLETE), settings.stop)
@@ -112,6 +117,18 @@ class Generator:
         # A chat template writes its own BOS; raw prompts get the tokenizer's usual special tokens.
         return self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
                               add_special_tokens=not self.chat)
+
+
+class Steps(StoppingCriteria):
+    """Counts generation steps into a progress bar; never stops anything."""
+
+    def __init__(self, progress: WorkProgress):
+        self.progress, self.count = progress, 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        self.count += 1
+        self.progress.advance()
+        return torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
 
 
 def whole_characters(pieces: Iterable[str]) -> Iterator[str]:

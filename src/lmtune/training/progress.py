@@ -1,9 +1,13 @@
-"""Progress while training: a live bar with ETA on a terminal, periodic plain lines in logs and CI."""
+"""Progress of anything that takes a while (training, evaluation, generation, baselines): a live bar with ETA on a
+terminal, plain lines at least every LINE_EVERY seconds in logs and CI."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import (
@@ -40,15 +44,28 @@ class Meter:
         return out
 
 
+LINE_EVERY = 30.0  # seconds: the longest a log goes without a line from a running job
+SHOW_AFTER = 3.0  # seconds: work done sooner shows no bar (evaluating minilm takes a fraction of one)
+
+
+def _eta(elapsed: float, done: int, left: int) -> float:
+    return elapsed / max(done, 1) * left
+
+
+def _bar(label: str, console: Console, *extra: TextColumn, **options) -> Progress:
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), *extra, console=console, **options)
+
+
 class TrainProgress:
-    def __init__(self, total: int, start: int, enabled: bool, console: Console | None = None):
+    def __init__(self, total: int, start: int, enabled: bool, console: Console | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.console = console or Console(stderr=True)
         self.live = enabled and self.console.is_terminal
-        self.enabled, self.total, self.started = enabled, total, time.perf_counter()
+        self.enabled, self.total, self.clock = enabled, total, clock
+        self.started = self.last_line = clock()
         self.start_step = start
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                            console=self.console, disable=not self.live)
+        self.bar = _bar("train", self.console, TextColumn("{task.fields[info]}"), disable=not self.live)
         self.task = self.bar.add_task("train", total=total, completed=start, info="")
 
     def __enter__(self) -> TrainProgress:
@@ -63,11 +80,50 @@ class TrainProgress:
         if record:
             info = f"loss {record['loss']:.4f}  {record['samples_per_s']:.0f} samples/s"
         self.bar.update(self.task, completed=step, **({"info": info} if info else {}))
-        if record and self.enabled and not self.live:
-            done = step - self.start_step
-            eta = (time.perf_counter() - self.started) / max(done, 1) * (self.total - step)
-            print(f"step {step}/{self.total}  {info}  ETA {eta:.0f}s", file=sys.stderr, flush=True)
+        now = self.clock()
+        if self.enabled and not self.live and (record or now - self.last_line >= LINE_EVERY):
+            self.last_line = now
+            eta = _eta(now - self.started, step - self.start_step, self.total - step)
+            line = "  ".join(part for part in (f"step {step}/{self.total}", info, f"ETA {eta:.0f}s") if part)
+            print(line, file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
         if self.enabled:
             self.console.print(text)
+
+
+class WorkProgress:
+    """Progress of a job's other long stretches. A bar (gone when done) appears on a terminal once the work has
+    taken SHOW_AFTER seconds; without a terminal a line comes every LINE_EVERY seconds. Only the main process's
+    main thread shows it: the server predicts in worker threads, and every process of a distributed run evaluates.
+    """
+
+    def __init__(self, label: str, total: int, console: Console | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.console = console or Console(stderr=True)
+        self.enabled = threading.current_thread() is threading.main_thread() and os.environ.get("RANK", "0") == "0"
+        self.live = self.enabled and self.console.is_terminal
+        self.label, self.total, self.done, self.clock = label, total, 0, clock
+        self.started = self.last_line = clock()
+        self.bar = _bar(label, self.console, transient=True)
+        self.task = None
+
+    def __enter__(self) -> WorkProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = self.clock()
+        if self.live and self.task is None and now - self.started >= SHOW_AFTER:
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.done)
+        elif self.enabled and not self.live and now - self.last_line >= LINE_EVERY:
+            self.last_line = now
+            eta = _eta(now - self.started, self.done, self.total - self.done)
+            print(f"{self.label} {self.done}/{self.total}  ETA {eta:.0f}s", file=sys.stderr, flush=True)
