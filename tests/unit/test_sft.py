@@ -12,7 +12,7 @@ from lmtune.config import DataConfig, TaskConfig, build_config
 from lmtune.errors import ConfigError, DataError
 from lmtune.models.chat import FALLBACK_TEMPLATE, encode_chat, ensure_chat_template
 from lmtune.tasks.lm_loss import causal_loss
-from lmtune.tasks.sft import SFT
+from lmtune.tasks.sft import SFT, answer_budget
 from lmtune.training.packing import CausalCollator, pack
 
 CHAT = [{"role": "user", "content": "hello who are you"}, {"role": "assistant", "content": "I am a small test model"},
@@ -161,3 +161,9 @@ def test_decoder_tasks_default_to_smollm2_with_lora():
     cfg = build_config({"task": {"name": "sft"}, "data": {"max_length": 300}, "method": {"name": "full"}})
     assert (cfg.method.name, cfg.data.max_length) == ("full", 300)
     assert build_config({}).model.name == "minilm" and build_config({}).method.name == "full"
+
+
+def test_held_out_answers_get_the_references_length_and_a_half():
+    assert answer_budget([[7] * 4, [7] * 10], 128) == 16
+    assert answer_budget([[7] * 200], 128) == 128
+    assert answer_budget([], 128) == 128

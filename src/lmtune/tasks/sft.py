@@ -10,6 +10,7 @@ answered by generation and scored with ROUGE, BLEU/chrF or exact match, the answ
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import pandas as pd
@@ -142,7 +143,10 @@ class SFT(CausalModelling):
         """The last assistant turn of each chat generated from the turns before it, scored against it."""
         generator = Generator(model, tokenizer, self.precision)
         prompts = [generator.prompt(chat[:-1]) for chat in rows["messages"]]
-        outputs = generator.generate(prompts, Settings(max_new_tokens=self.cfg.max_new_tokens), batch_size)
+        references = tokenizer([chat[-1]["content"] for chat in rows["messages"]], add_special_tokens=False)
+        outputs = generator.generate(prompts, Settings(max_new_tokens=answer_budget(references["input_ids"],
+                                                                                    self.cfg.max_new_tokens)),
+                                     batch_size)
         records = []
         for (row, chat), output in zip(rows["messages"].items(), outputs, strict=True):
             reference = chat[-1]["content"]
@@ -172,3 +176,10 @@ class SFT(CausalModelling):
         task = cls(cfg, state["labels"], state["system_prompt"], state["max_length"])
         task.generating = cfg.generate_samples > 0
         return task
+
+
+def answer_budget(references: list[list[int]], limit: int) -> int:
+    """New tokens for the held-out answers: half as many again as the longest reference (and its end-of-turn
+    token), within task.max_new_tokens. Greedy batches run until their longest answer ends, so short answers
+    (labels, names) no longer pay for max_new_tokens steps each."""
+    return max(1, min(limit, math.ceil(1.5 * max(map(len, references), default=limit)) + 1))
