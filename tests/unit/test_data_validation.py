@@ -96,8 +96,9 @@ def test_load_labelled_end_to_end(tmp_path):
                      validation_size=0.25, test_size=0.25)
     splits, report = load_labelled(cfg, {"text": "text", "text_pair": None}, "label", seed=1)
     assert {k: len(v) for k, v in splits.items()} == {"train": 20, "validation": 10, "test": 10}
-    assert list(splits["train"].columns) == ["text", "label"]
+    assert list(splits["train"].columns) == ["text", "label", "text_as_given"]
     assert splits["train"]["text"].iloc[0] == "text 0"
+    assert splits["train"]["text_as_given"].iloc[0] == "Text 0"  # what predictions echo
     assert report["sources"]["test"] == f"split of {cfg.train}"
     assert report["rows"] == {"train": 20, "validation": 10, "test": 10}
 

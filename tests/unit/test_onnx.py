@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtune.api import Predictor, _rows, model_dir
+from lmtune.api import Predictor, model_dir
 from lmtune.config import ModelConfig, TaskConfig
+from lmtune.data.stream import input_frame
 from lmtune.errors import UserError
 from lmtune.models.load import load_tokenizer
 from lmtune.serving.onnx_export import OnnxModel, export_onnx, load_onnx_model
@@ -42,7 +43,7 @@ def onnx_predict(folder: Path, texts: list, variant: str = "fp32", precision: st
     task = saved_task(folder)
     task.precision = precision
     tokenizer = load_tokenizer(str(folder), ModelConfig(name=str(folder)))
-    return task.predict(load_onnx_model(folder, variant).eval(), tokenizer, _rows(texts), batch_size=2)
+    return task.predict(load_onnx_model(folder, variant).eval(), tokenizer, input_frame(texts), batch_size=2)
 
 
 def test_export_writes_a_self_contained_folder(exported):

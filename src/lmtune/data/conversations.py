@@ -102,7 +102,9 @@ def read_conversations(path: str | Path, fmt: str = "auto", *, system: str | Non
     """
     if fmt != "auto" and fmt not in FORMATS:
         raise DataError(f"unknown chat format {fmt!r}; use auto or one of: {', '.join(FORMATS)}", file=str(path))
-    table = read_table(path, data_format, header, expected=REQUIRED.get(fmt, ()))
+    # Any format's column name in the first row makes it the header: a chat table has no use without names.
+    names = REQUIRED[fmt] if fmt in REQUIRED else tuple(c for columns in REQUIRED.values() for c in columns)
+    table = read_table(path, data_format, header, expected=names)
     fmt = _detect(table) if fmt == "auto" else _require(table, fmt)
     build, file = BUILDERS[fmt], file_label(table)
     chats = [_chat(_Row(cells, file, number), build, system)
