@@ -211,7 +211,14 @@ def test_missing_question_names_the_id(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text(json.dumps({"id": "x9", "context": "abc", "question": " ", "answers": []}) + "\n")
     with pytest.raises(DataError, match="question id 'x9' has no question"):
-        read_squad(path)
+        read_squad(path, labelled=False)  # an input to predict must get its answer
+
+
+def test_a_labelled_question_without_text_is_left_out_with_a_warning(tmp_path):
+    path = squad_file(tmp_path / "qa.json", {"Tea": [("tea comes from china", [("a1", "q?", 15), ("a2", " ", 4)])]})
+    with pytest.warns(UserWarning, match=r"qa.json, row 2: question id 'a2' has no question text; left out"):
+        rows = read_squad(path)
+    assert rows["id"].tolist() == ["a1"]
 
 
 def test_datasets_style_jsonl_csv_and_parquet_read_alike(tmp_path):

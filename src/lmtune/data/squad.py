@@ -9,6 +9,7 @@ Contexts are kept exactly as written: answer_start counts characters in them, so
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -59,15 +60,22 @@ def _squad_articles(path: Path) -> list | None:
 
 
 def check_questions(df: pd.DataFrame, labelled: bool) -> pd.DataFrame:
-    """Ids filled in (the question number where absent), questions cleaned, answers parsed and checked."""
+    """Ids filled in (the question number where absent), questions cleaned, answers parsed and checked.
+
+    A labelled question with no question text is left out with a warning: published sets have a few (CMRC 2018's
+    trial set, 2 of 1,002), and nothing can be learnt from them. In inputs to predict it stays an error, since
+    every input must get its answer."""
     file = file_label(df)
-    ids, questions, answers = [], [], []
+    ids, questions, answers, kept = [], [], [], []
     for row, record in df.iterrows():
         qid = str(row) if is_missing(record["id"]) else str(record["id"])
+        if labelled and _blank(record["question"]):
+            warnings.warn(f"{file}, row {row}: question id {qid!r} has no question text; left out", stacklevel=2)
+            continue
         for column in ("question", "context"):
-            value = record[column]
-            if is_missing(value) or not str(value).strip():
+            if _blank(record[column]):
                 raise DataError(f"question id {qid!r} has no {column}", file=file, row=row, column=column)
+        kept.append(row)
         context = str(record["context"])
         spans = _answers(record["answers"], file, row, qid)
         if labelled and not spans:
@@ -82,9 +90,13 @@ def check_questions(df: pd.DataFrame, labelled: bool) -> pd.DataFrame:
         ids.append(qid)
         questions.append(clean_string(str(record["question"])))  # no offsets point into questions
         answers.append(spans)
-    out = df.assign(id=ids, question=questions, answers=pd.Series(answers, index=df.index, dtype=object))
+    out = df.loc[kept].assign(id=ids, question=questions, answers=pd.Series(answers, index=kept, dtype=object))
     out.attrs = dict(df.attrs)
     return out
+
+
+def _blank(value: object) -> bool:
+    return is_missing(value) or not str(value).strip()
 
 
 def _answers(value: object, file: str | None, row: int, qid: str) -> list[dict]:
