@@ -26,7 +26,7 @@ from lmtune.evaluation.baselines import run_baselines
 from lmtune.evaluation.languages import accuracy_by_language
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters, frozen_cache
-from lmtune.models import resolve
+from lmtune.models import model_kind, resolve
 from lmtune.models.choose import choose_model, row_texts
 from lmtune.models.load import load_tokenizer, load_trained
 from lmtune.models.registry import licence_notice
@@ -163,13 +163,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         splits, data_report = task.load(cfg)
     else:
         data_report = fold_report(task, cfg, splits)
-    choice = choose_model(row_texts(splits["train"], task.input_fields), model_kind_of(cfg))
-    data_report["reads_best"] = choice.name
-    if "name" not in cfg.model.model_fields_set:  # the user named no model: pick one that reads the data
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": choice.name})})
-        if accelerator.is_main_process:
-            print(f"model: {choice.name}, chosen for the data: {choice.reason}. --model to choose another")
-    path = resolve(cfg.model.name)
+    cfg, path, data_report["reads_best"] = _model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
     tokenizer = load_tokenizer(path, cfg.model)
     encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
                for split, rows in splits.items()}
@@ -248,6 +242,26 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
+
+
+def _model_defaults(cfg: Config, task, rows: pd.DataFrame, announce: bool) -> tuple[Config, str, str]:
+    """The model and method the user left to lmtune: the built-in model that reads the training texts' language,
+    and LoRA for a decoder trained on an encoder task. Returns the config, the resolved model path and the model
+    that reads the data best (for the unknown-token warning)."""
+    choice = choose_model(row_texts(rows, task.input_fields), model_kind_of(cfg))
+    if "name" not in cfg.model.model_fields_set:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": choice.name})})
+        if announce:
+            print(f"model: {choice.name}, chosen for the data: {choice.reason}. --model to choose another")
+    path = resolve(cfg.model.name)
+    if ("name" not in cfg.method.model_fields_set and model_kind_of(cfg) == "encoder"
+            and model_kind(path) == "decoder"):
+        # Full fine-tuning keeps weights, gradients and two AdamW states: smollm2-135m as a classifier peaked at
+        # 6.3 GB that way; its LoRA adapters train a few percent of the weights.
+        cfg = cfg.model_copy(update={"method": cfg.method.model_copy(update={"name": "lora"})})
+        if announce:
+            print("method: lora, the default for a decoder trained as a classifier/tagger; --method full to change")
+    return cfg, path, choice.name
 
 
 def _announce(cfg: Config, params: dict, data_report: dict) -> None:

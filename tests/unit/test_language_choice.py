@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from lmtune.api import train
 from lmtune.data.scripts import script_of, script_shares
 from lmtune.evaluation.languages import accuracy_by_language
 from lmtune.models.choose import DEFAULTS, choose_model, row_texts
@@ -79,3 +80,14 @@ def test_accuracy_is_split_by_language_when_the_data_mixes_them():
     assert accuracy_by_language([_record(t, "pos", "pos") for t in ENGLISH]) == {}
     # A language under a tenth of the rows is not scored on its own.
     assert accuracy_by_language([_record(ENGLISH[0], "a", "a")] * 19 + [_record(CHINESE[0], "a", "b")]) == {}
+
+
+def test_a_decoder_trained_as_a_classifier_defaults_to_lora(tiny_llama, tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(12)))
+    run = train({"name": "c", "output_dir": str(tmp_path), "model": {"name": tiny_llama},
+                 "data": {"train": str(data)}, "task": {"baselines": False},
+                 "train": {"max_steps": 1, "batch_size": 8}})
+    assert run.config.method.name == run.metrics["method"] == "lora"
+    assert "method: lora, the default for a decoder" in capsys.readouterr().out
+    assert (run.model_dir / "adapter").is_dir()
