@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from accelerate import Accelerator
 from lmtune.config import TaskConfig
 from lmtune.models.chat import encode_chat
 from lmtune.tasks.sft import SFT

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from accelerate import Accelerator
 from lmtune.config import TrainConfig
 from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl
