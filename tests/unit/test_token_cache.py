@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, BertTokenizerLegacy
 
 from lmtune.api import train
 from lmtune.config import DataConfig, TaskConfig
+from lmtune.data import token_cache
 from lmtune.data.token_cache import cache_dir, cache_key, cached_encode, prune
 from lmtune.models.chat import FALLBACK_TEMPLATE
 from lmtune.tasks.classification import Classification
@@ -93,6 +94,13 @@ def _set(tokenizer, **settings):
 def _added(tokenizer, token: str):
     tokenizer.add_tokens([token])
     return tokenizer
+
+
+def test_a_change_to_lmtune_code_changes_the_key(tiny_bert, monkeypatch):
+    """An edited encoder (an editable install, a fix) must not be served the old encoding's features."""
+    before = cache_key(classifier(), reviews(), AutoTokenizer.from_pretrained(tiny_bert), DATA)
+    monkeypatch.setattr(token_cache, "_code_digest", lambda: "another version of the code")
+    assert cache_key(classifier(), reviews(), AutoTokenizer.from_pretrained(tiny_bert), DATA) != before
 
 
 @pytest.mark.parametrize("change", list(CHANGES))

@@ -3,8 +3,9 @@ tuning trial, a resumed run, a cross-validation fold seen before) loads its feat
 
 A file is named by a sha256 of everything that decides the features: the rows (index, cells, column names and
 dtypes), the tokenizer (its whole definition and Python-side settings), the task (name, saved state, settings),
-the DataConfig, this module's FORMAT and lmtune's version. Files are Arrow IPC (Feather v2, lz4): data only, so
-reading one runs no code, as unpickling would. Features that Arrow would not give back exactly are not cached.
+the DataConfig, this module's FORMAT, lmtune's version and its source code. Files are Arrow IPC (Feather v2,
+lz4): data only, so reading one runs no code, as unpickling would. Features that Arrow would not give back
+exactly are not cached.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import tempfile
 import warnings
 from contextlib import suppress
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -61,7 +63,8 @@ def cached_encode(task, rows: pd.DataFrame, tokenizer, data: DataConfig,
 
 
 def cache_key(task, rows: pd.DataFrame, tokenizer, data: DataConfig) -> str:
-    settings = {"format": FORMAT, "lmtune": __version__, "task": task.name, "state": task.state(),
+    settings = {"format": FORMAT, "lmtune": __version__, "code": _code_digest(), "task": task.name,
+                "state": task.state(),
                 "task_config": task.cfg.model_dump(mode="json"), "data": data.model_dump(mode="json"),
                 "columns": [[str(name), str(dtype)] for name, dtype in rows.dtypes.items()]}
     parts = (_json(settings, sort_keys=True).encode(), _tokenizer_bytes(tokenizer), _rows_bytes(rows))
@@ -101,6 +104,16 @@ def _tokenizer_bytes(tokenizer) -> bytes:
                 "truncation_side": tokenizer.truncation_side, "model_max_length": tokenizer.model_max_length,
                 "special_tokens": tokenizer.special_tokens_map, "chat_template": tokenizer.chat_template}
     return (definition + _json(settings, sort_keys=True)).encode()
+
+
+@cache
+def _code_digest() -> str:
+    """sha256 of lmtune's own source files: an editable install (a checkout, a fix under test) changes how rows
+    are encoded without changing the version, and a stale file would then train on the old encoding."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _saved_files_digest(tokenizer) -> str:
