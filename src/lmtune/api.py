@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -240,6 +241,10 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         write_json(run_dir / "metrics.json", metrics)
         tracker.finish(metrics)
         write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
+        if not cfg.train.keep_final_checkpoint:
+            # Nothing is left to resume, and the optimizer states are most of the run's size (1.8 GB of 2.3 GB for
+            # the demo on multilingual-e5-small).
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     accelerator.wait_for_everyone()
     return Run(run_dir, metrics, cfg)
 

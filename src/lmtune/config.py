@@ -160,6 +160,9 @@ class TrainConfig(Section):
     eval_every: int | None = Field(None, gt=0, description="Evaluate every N steps; None = every epoch.")
     save_every: int | None = Field(None, gt=0, description="Checkpoint every N steps; None = at each eval.")
     keep_checkpoints: int = Field(1, ge=1)
+    keep_final_checkpoint: bool = Field(False, description="Keep checkpoints/ once the run has finished (weights and "
+                                        "optimizer states, about 3x the model); a finished run otherwise keeps "
+                                        "model/ only.")
     early_stopping_patience: int | None = Field(None, gt=0, description="Evaluations without improvement.")
     metric: str = Field("auto", description="Validation metric for best model / early stopping, e.g. f1_macro; "
                         "'auto' = the task's main metric. Names with loss/perplexity/mse/mae/error: lower is better.")

@@ -76,6 +76,7 @@ def test_train_success(tiny_bert, tmp_path, monkeypatch, capsys):
     assert "Verdict: fine-tuned" in err and "TF-IDF + logistic regression" in err
     assert "Report:runs/ok/report.html" in squash(err)
     assert "Next:lmtunepredictruns/ok" in squash(err)
+    assert not (run / "checkpoints").exists()  # a finished run keeps model/, not its optimizer states
 
 
 def test_train_unknown_key_suggests_the_nearest(tmp_path, monkeypatch, capsys):

@@ -98,6 +98,7 @@ def test_run_folder_layout(base_run):
     for name in ("model.safetensors", "lmtune.json", "config.json", "tokenizer_config.json"):
         assert (model / name).is_file(), name
     assert (model / "tokenizer.json").is_file() or (model / "vocab.txt").is_file()
+    assert not (path / "checkpoints").exists()  # nothing left to resume: the optimizer states go
 
     config_json = json.loads((model / "config.json").read_text())
     assert sorted(config_json["id2label"].values()) == ["bad", "good"]
@@ -121,6 +122,12 @@ def test_run_folder_layout(base_run):
     for p in predictions:
         assert p["label"] in {"bad", "good"} and p["gold"] in {"bad", "good"}
         assert sum(p["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_a_finished_run_keeps_its_checkpoints_only_when_asked(tiny_bert, sentiment_csv, tmp_path):
+    kept = train(config(tiny_bert, sentiment_csv, tmp_path, train={"keep_final_checkpoint": True, "save_every": 2}))
+    assert [p.name for p in (kept.path / "checkpoints").glob("step-*")] == ["step-4"]
+    assert (kept.path / "model" / "model.safetensors").is_file()
 
 
 def test_evaluation_time_is_kept_out_of_training_time(tiny_bert, sentiment_csv, tmp_path):
