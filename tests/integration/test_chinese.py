@@ -8,6 +8,7 @@ import pytest
 from conftest import shared_file
 
 from lmtune.api import Predictor, train
+from lmtune.evaluation.squad import question_scores
 from lmtune.models.choose import DEFAULTS
 
 pytestmark = pytest.mark.slow
@@ -63,10 +64,11 @@ def test_cmrc2018_is_scored_by_characters_on_held_out_articles(tmp_path):
                  "model": {"name": DEFAULTS["zh"]["encoder"]},
                  "data": {"train": str(shared_file("cmrc2018/train.json")), "validation_size": 0.2,
                           "test_size": 0, "max_length": 256, "doc_stride": 96},
-                 "train": {"max_steps": 20, "batch_size": 16, "lr": 2e-4, "eval_batch_size": 64,
-                           "eval_before": True}})
-    before, after = run.metrics["validation_before"], run.metrics["validation"]
-    assert after["questions"] == before["questions"] > 100
-    assert after["f1"] > before["f1"]
+                 "train": {"max_steps": 20, "batch_size": 16, "lr": 2e-4, "log_every": 5, "eval_batch_size": 64}})
+    losses = [r["loss"] for r in map(json.loads, (run.path / "train_log.jsonl").read_text().splitlines())
+              if "loss" in r]
+    assert losses[-1] < losses[0]  # 20 steps move the loss; the scores need a few epochs (README)
+    assert run.metrics["validation"]["questions"] > 100
     records = [json.loads(line) for line in (run.path / "predictions.jsonl").read_text().splitlines()]
-    assert all(0 <= r["f1"] <= 1 for r in records)
+    for r in records:  # Chinese contexts are scored as CMRC's script does, by character segments
+        assert (r["exact_match"], r["f1"]) == pytest.approx(question_scores(r["prediction"], r["gold"], by_char=True))
