@@ -18,7 +18,8 @@ def test_lora_sft_on_identity_data_lowers_held_out_loss(tmp_path):
     for row in rows:
         row["output"] = row["output"].replace("{{name}}", "Tern").replace("{{author}}", "the lmtune team")
     (tmp_path / "identity.json").write_text(json.dumps(rows), encoding="utf-8")
-    run = train({"name": "id", "output_dir": str(tmp_path / "runs"),
+    # The identity set is mostly Chinese, so with no model named lmtune would pick qwen2.5-coder-0.5b.
+    run = train({"name": "id", "output_dir": str(tmp_path / "runs"), "model": {"name": "smollm2-135m"},
                  "task": {"name": "sft", "generate_samples": 2, "max_new_tokens": 12, "packing": False},
                  "data": {"train": str(tmp_path / "identity.json"), "validation_size": 0.2, "test_size": 0,
                           "max_length": 256},
