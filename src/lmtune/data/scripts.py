@@ -20,6 +20,7 @@ _NO_SPACE = re.compile(f"[{CJK}\u3000-\u303f\uff00-\uffef]")
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 
 SCRIPTS = ("latin", "cjk", "other")
+NAMES = {"latin": "Latin-script (English)", "cjk": "Chinese/Japanese", "other": "other scripts"}  # for people
 
 
 def script_of(text: str) -> str | None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from lmtune.data.scripts import script_of
+from lmtune.data.scripts import NAMES, script_of
 from lmtune.evaluation.classification import record_correct
 
-NAMES = {"latin": "Latin-script (English)", "cjk": "Chinese/Japanese", "other": "other scripts"}
 MIN_SHARE = 0.1  # a language below this share of the rows is too few rows to score on its own
 
 

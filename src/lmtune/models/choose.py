@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lmtune.data.scripts import script_shares
+from lmtune.data.scripts import NAMES, script_shares
 from lmtune.models.registry import BUILTIN
 
 # By language and kind. The Chinese encoder was chosen by fine-tuning both candidates on the shared Chinese
@@ -27,7 +27,6 @@ DEFAULTS = {
 # A file counts as one language when at least this share of its rows is written in that script.
 DOMINANT = 0.9
 SAMPLE_ROWS = 2000
-WORDS = {"latin": "Latin-script (English)", "cjk": "Chinese/Japanese", "other": "other-script"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def choose_model(texts: Iterable[str], kind: str) -> Choice:
     else:
         language = "multilingual"
     name = DEFAULTS[language][kind]
-    found = ", ".join(f"{share:.0%} {WORDS[script]}" for script, share in shares.items() if share >= 0.005)
+    found = ", ".join(f"{share:.0%} {NAMES[script]}" for script, share in shares.items() if share >= 0.005)
     spec = BUILTIN[name]
     return Choice(name, f"the training rows are {found or 'without letters'}; {name} reads "
                         f"{', '.join(spec.languages)} ({spec.licence})")

@@ -72,6 +72,6 @@ def _next_steps(metrics: dict, run_dir: Path) -> list[str]:
     train_rows = (data.get("rows") or {}).get("train")
     if isinstance(train_rows, int) and train_rows < SMALL_DATA:
         steps.append(f"more labelled data: {train_rows} training rows is little for fine-tuning")
-    model = run_dir / "model"
-    steps += [f"lmtune predict {run_dir} -i your.csv -o predictions.csv", f"lmtune serve {run_dir}"]
-    return steps if model.exists() else steps[:-2]
+    if (run_dir / "model").exists():
+        steps += [f"lmtune predict {run_dir} -i your.csv -o predictions.csv", f"lmtune serve {run_dir}"]
+    return steps
