@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 
 from lmtune import __version__
 from lmtune.config import Config, DataConfig, ModelConfig, build_config, load_config, load_yaml, model_kind_of
@@ -116,12 +116,23 @@ def model_dir(model_or_run: str | Path) -> Path:
 
 
 def free_run_dir(cfg: Config) -> Config:
-    """A new run never overwrites an old one: runs/name, runs/name-2, ..."""
+    """A new run never overwrites an old one, nor shares a folder with one started at the same moment: the first
+    of runs/name, runs/name-2, ... that this call manages to create (mkdir is atomic and exclusive)."""
     base, n, name = Path(cfg.output_dir), 1, cfg.name
-    while (base / name).exists():
-        n += 1
-        name = f"{cfg.name}-{n}"
-    return cfg.model_copy(update={"name": name})
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            (base / name).mkdir()
+            return cfg.model_copy(update={"name": name})
+        except FileExistsError:
+            n += 1
+            name = f"{cfg.name}-{n}"
+
+
+def _claimed(cfg: Config, accelerator) -> Config:
+    name = [free_run_dir(cfg).name if accelerator.is_main_process else None]
+    broadcast_object_list(name)  # the other processes train into the folder the main one created
+    return cfg.model_copy(update={"name": name[0]})
 
 
 def _resumed_config(cfg: Config) -> Config:
@@ -154,9 +165,23 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
         cfg = _resumed_config(cfg)
     cfg = with_demo_data(cfg)
     accelerator = make_accelerator(cfg.train)
-    if not resume:
-        cfg = free_run_dir(cfg)
-    accelerator.wait_for_everyone()  # every process has picked the run folder before any writes to it
+    if resume:
+        return _train(cfg, accelerator, True, splits, on_evaluate)
+    new_base = not Path(cfg.output_dir).exists()
+    cfg = _claimed(cfg, accelerator)
+    try:
+        return _train(cfg, accelerator, False, splits, on_evaluate)
+    except BaseException:
+        # Failed before writing anything (bad data, say): no empty folders left behind.
+        if accelerator.is_main_process and not any(cfg.run_dir.iterdir()):
+            cfg.run_dir.rmdir()
+            if new_base and not any(cfg.run_dir.parent.iterdir()):
+                cfg.run_dir.parent.rmdir()
+        raise
+
+
+def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFrame] | None,
+           on_evaluate: Callable[[int, dict], None] | None) -> Run:
     run_dir, t0 = cfg.run_dir, time.perf_counter()
     set_seed(cfg.train.seed)
     task = new_task(cfg)
@@ -293,17 +318,18 @@ def cross_validate(config: Config | dict | str | Path | None = None, folds: int 
     """K-fold cross-validation over the training file: fold i trains runs/<name>/fold-<i> with fold i held out
     as its validation split. Writes runs/<name>/cv.json and cv.md (per-fold metrics, mean ± sample std) and
     oof_predictions.jsonl (every row predicted once, by the model that did not train on it); returns cv.json."""
-    cfg = free_run_dir(with_demo_data(as_config(config)))
+    cfg = with_demo_data(as_config(config))
     if cfg.data.validation or cfg.data.test:
         raise ConfigError("cross-validation holds out each fold of the training file in turn, so it takes no "
                           "validation or test file; remove data.validation / data.test (--validation / --test)")
+    cfg = free_run_dir(cfg)
     # Every row read once, in "train": the folds, not validation_size/test_size, decide what is held out.
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"validation_size": 0.0, "test_size": 0.0})})
     task = new_task(cfg)
     rows = task.load(cfg)[0]["train"]
     per_fold, oof = [], []
     for i, (kept, held) in enumerate(make_folds(rows, folds, cfg.train.seed), start=1):
-        run = train(cfg.model_copy(update={"name": f"{cfg.name}/fold-{i}"}),
+        run = train(cfg.model_copy(update={"name": f"fold-{i}", "output_dir": str(cfg.run_dir)}),
                     splits={"train": rows.iloc[kept], "validation": rows.iloc[held]})
         per_fold.append({"fold": i, "run": str(run.path), "train_rows": len(kept), "validation_rows": len(held),
                          "metrics": scalars(run.metrics["validation"])})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lmtune.errors import ConfigError
 
@@ -127,9 +127,16 @@ class MethodConfig(Section):
                                     "prompt (e.g. a task description); None = random.")
 
 
+DECODER_MIN_STEPS = 150
+
+
 class TrainConfig(Section):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps.")
+    min_steps: int | None = Field(None, gt=0, description="Whole epochs are added until training takes at least "
+                                  "this many optimiser steps, so a small dataset still gets enough updates "
+                                  "(max_steps wins). None = exactly `epochs`; decoder tasks default to "
+                                  f"{DECODER_MIN_STEPS}, measured on the identity and Alpaca sets (README).")
     batch_size: int = Field(32, gt=0)
     max_tokens: int | None = Field(None, gt=0, description="Token-budget batches: as many rows as fit this many "
                                    "padded tokens (rows x longest row), instead of batch_size rows.")
@@ -199,6 +206,15 @@ class Config(Section):
     method: MethodConfig = MethodConfig()
     train: TrainConfig = TrainConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, name: str) -> str:
+        # --name ../../x would write outside output_dir.
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
+            raise ValueError(f"run name {name!r} must be one folder name: no '/', '\\', leading or trailing "
+                             "spaces, and not '.' or '..' (use output_dir to choose where runs go)")
+        return name
+
     @model_validator(mode="after")
     def _task_defaults(self) -> Config:
         """Fill the 'auto' model and method from the task, so every saved config names what really ran."""
@@ -211,7 +227,8 @@ class Config(Section):
             # Chats and text blocks are long, so fewer, longer rows than the encoder defaults: 4 packed rows of
             # 1024 tokens per step already take ~8 GB of activations for a 135M-parameter model.
             for section, key, value in ((self.data, "max_length", 1024), (self.train, "batch_size", 4),
-                                        (self.train, "eval_batch_size", 16)):
+                                        (self.train, "eval_batch_size", 16),
+                                        (self.train, "min_steps", DECODER_MIN_STEPS)):
                 if key not in section.model_fields_set:
                     _default(section, key, value)
         return self

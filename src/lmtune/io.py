@@ -48,6 +48,20 @@ def append_jsonl(path: str | Path, row: dict) -> None:
         f.write(json.dumps(row, ensure_ascii=False, default=_plain) + "\n")
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Lines that do not parse are skipped: a run killed mid-write leaves a half line at the end of its log."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in rows if isinstance(r, dict)]
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a folder under a temporary name beside `path`, then swap it in whole."""

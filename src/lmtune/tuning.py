@@ -170,7 +170,7 @@ def _run_trial(trial: optuna.Trial, distributions: dict, base: dict, cfg: Config
     import optuna
 
     params = {key: _suggest(trial, key, dist) for key, dist in distributions.items()}
-    run_cfg = _with_params(base, {**params, "task.baselines": False}, f"{cfg.name}/trial-{trial.number}")
+    run_cfg = _with_params(base, {**params, "task.baselines": False}, f"trial-{trial.number}", str(cfg.run_dir))
     trial.set_user_attr("run", str(run_cfg.run_dir))
 
     def report(n: int, metrics: dict) -> None:
@@ -200,11 +200,13 @@ def _suggest(trial: optuna.Trial, key: str, dist: BaseDistribution) -> Any:
     return suggest(key, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def _with_params(base: dict, params: dict, name: str) -> Config:
+def _with_params(base: dict, params: dict, name: str, output_dir: str | None = None) -> Config:
     data = copy.deepcopy(base)
     for key, value in params.items():
         set_dotted(data, key, value)
     data["name"] = name
+    if output_dir:
+        data["output_dir"] = output_dir
     return build_config(data)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from rouge_score import rouge_scorer
 
-from lmtune.evaluation.generation import ScriptAwareTokenizer, generation_metrics, row_scores
+from lmtune.evaluation.generation import ScriptAwareTokenizer, generation_metrics, repeats_itself, row_scores
 
 ALL = ["rouge", "bleu", "exact"]
 # At least four tokens: corpus BLEU of a shorter text is 0 even against itself (it has no 4-grams).
@@ -13,8 +13,8 @@ SENTENCE = "the quick brown fox jumps over the lazy dog"
 def test_identical_texts_score_100_everywhere():
     scores = generation_metrics([SENTENCE, "A second sentence, with punctuation."],
                                 [SENTENCE, "A second sentence, with punctuation."], ALL)
-    assert scores == {"rows": 2, "rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "bleu": 100.0, "chrf": 100.0,
-                      "exact_match": 100.0}
+    assert scores == {"rows": 2, "repeat_loops": 0.0, "rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0,
+                      "bleu": 100.0, "chrf": 100.0, "exact_match": 100.0}
 
 
 def test_partial_overlap_matches_hand_computed_rouge():
@@ -66,13 +66,13 @@ def test_exact_match_ignores_case_whitespace_and_trailing_punctuation():
     assert row_scores("是。", "是", ["exact"]) == {"exact_match": 100.0}
     assert row_scores("positive", "negative", ["exact"]) == {"exact_match": 0.0}
     scores = generation_metrics(["Positive!", "positive", "neutral"], ["positive", "negative", "neutral"], ["exact"])
-    assert scores == {"rows": 3, "exact_match": 66.67}
+    assert scores == {"rows": 3, "repeat_loops": 0.0, "exact_match": 66.67}
 
 
 def test_empty_prediction_scores_zero():
     expected = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0, "bleu": 0.0, "chrf": 0.0, "exact_match": 0.0}
     assert row_scores("", SENTENCE, ALL) == expected
-    assert generation_metrics([""], [SENTENCE], ALL) == {"rows": 1, **expected}
+    assert generation_metrics([""], [SENTENCE], ALL) == {"rows": 1, "repeat_loops": 0.0, **expected}
 
 
 def test_empty_lists_return_only_the_row_count():
@@ -89,3 +89,14 @@ def test_unknown_kind_raises_and_lists_valid_kinds():
         generation_metrics(["a"], ["a"], ["rouge", "meteor"])
     with pytest.raises(ValueError, match="valid kinds"):
         row_scores("a", "a", ["meteor"])
+
+
+def test_a_loop_is_a_unit_said_three_times_in_a_row_not_a_recurring_word():
+    assert repeats_itself("美丽的美丽的美丽的美丽的")  # characters: period 3, 12 in a row
+    assert repeats_itself("I am Bob. I am Bob. I am Bob. I am Bob.")
+    assert repeats_itself("I like it. " + "It is a very good day for a walk. " * 3)
+    assert not repeats_itself("人工智能很重要。人工智能在发展，人工智能是未来。")  # recurs, never in a row
+    assert not repeats_itself("哈哈哈，太好笑了")  # too short to be a loop
+    assert not repeats_itself("The cat sat on the mat and the dog sat on the rug.")
+    loops = generation_metrics(["美丽的" * 5, "一个好答案。", "ok", "yes " * 20], ["a", "b", "c", "d"], ["exact"])
+    assert loops["repeat_loops"] == 50.0

@@ -48,6 +48,7 @@ def generation_metrics(predictions: list[str], references: list[str], kinds: lis
     out: dict[str, float] = {"rows": len(predictions)}
     if not predictions:
         return out
+    out["repeat_loops"] = _percent(statistics.fmean(map(repeats_itself, predictions)))
     if "rouge" in kinds:
         rows = [_rouge_fmeasures(p, r) for p, r in zip(predictions, references, strict=True)]
         out.update({k: _percent(statistics.fmean(row[k] for row in rows)) for k in _ROUGE_TYPES})
@@ -71,6 +72,20 @@ def row_scores(prediction: str, reference: str, kinds: list[str]) -> dict[str, f
     if "exact" in kinds:
         out["exact_match"] = _percent(_exact(prediction, reference))
     return out
+
+
+def repeats_itself(text: str, min_span: int = 12) -> bool:
+    """True when the text holds a loop: a stretch of at least `min_span` words (characters, for scripts without
+    spaces) that is one unit said three or more times in a row, as a degenerate greedy answer does ("美丽的美丽
+    的美丽的美丽的…", or a sentence over and over). A word or phrase that merely recurs is not a loop."""
+    tokens = ScriptAwareTokenizer().tokenize(text)
+    for period in range(1, len(tokens) // 3 + 1):
+        run = 0  # how many tokens in a row equal the token one period later
+        for a, b in zip(tokens, tokens[period:], strict=False):
+            run = run + 1 if a == b else 0
+            if run + period >= max(3 * period, min_span):
+                return True
+    return False
 
 
 def _check_kinds(kinds: list[str]) -> None:

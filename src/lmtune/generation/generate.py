@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    AutoModelForCausalLM,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 from lmtune.config import DECODER_TASKS, ModelConfig
 from lmtune.errors import UserError
@@ -25,6 +32,7 @@ from lmtune.training.batching import sorted_batches
 from lmtune.training.progress import WorkProgress
 
 INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
+REPETITION_PENALTY = 1.0
 
 
 @dataclass
@@ -33,12 +41,19 @@ class Settings:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
+    repetition_penalty: float = REPETITION_PENALTY
 
-    def kwargs(self, tokenizer) -> dict:
+    def kwargs(self, tokenizer, prompt_length: int) -> dict:
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} \
             if self.temperature > 0 else {"do_sample": False}
         stops = {"stop_strings": self.stop, "tokenizer": tokenizer} if self.stop else {}
-        return {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id, **sampling, **stops}
+        # The penalty counts the answer's own tokens only (prompts are left-padded to one length): transformers'
+        # repetition_penalty also counts the prompt's, which would push a summary or an extraction away from
+        # the very words it should copy.
+        penalty = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(self.repetition_penalty, prompt_length)]) \
+            if self.repetition_penalty != 1.0 else LogitsProcessorList()
+        return {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+                "logits_processor": penalty, **sampling, **stops}
 
 
 class Generator:
@@ -81,7 +96,7 @@ class Generator:
             for idx in batches:
                 batch = self._encode([prompts[i] for i in idx]).to(device)
                 steps = Steps(progress)
-                ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer),
+                ids = self.model.generate(**batch, **settings.kwargs(self.tokenizer, batch["input_ids"].shape[1]),
                                           stopping_criteria=StoppingCriteriaList([steps]))
                 progress.advance(settings.max_new_tokens - steps.count)  # a batch that ends early skips ahead
                 new = ids[:, batch["input_ids"].shape[1]:]
@@ -99,7 +114,8 @@ class Generator:
 
         def work() -> None:
             with eval_mode(self.model, self.precision):
-                self.model.generate(**batch, **settings.kwargs(self.tokenizer), streamer=streamer)
+                self.model.generate(**batch, **settings.kwargs(self.tokenizer, batch["input_ids"].shape[1]),
+                                    streamer=streamer)
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +14,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from lmtune.errors import ModelError
+from lmtune.io import write_json
 from lmtune.models.convert import build
+from lmtune.models.integrity import MANIFEST, hashes, sha256, verify
 from lmtune.models.registry import BUILTIN, ModelSpec, Source, is_cached, model_dir
 
 # A work folder this old belongs to a fetch that was killed, not to one still running.
@@ -57,6 +59,7 @@ def fetch(name: str, force: bool = False) -> Path:
         raise ModelError(f"{name!r} is not a built-in model; built-in models: {', '.join(BUILTIN)}")
     target = model_dir(name)
     if is_cached(name) and not force:
+        _check(name, target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(target)
@@ -65,12 +68,23 @@ def fetch(name: str, force: bool = False) -> Path:
         files = _gather(spec, work)
         built = work / "model"
         build(spec, files, built, work)
+        write_json(built / MANIFEST, hashes(built))
         _install(built, target, work, replace=force)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if spec.notice:
         print(f"note: {spec.notice}", file=sys.stderr)
     return target
+
+
+def _check(name: str, folder: Path) -> None:
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        # Cached by an lmtune that kept no hashes: recorded now, checked from here on.
+        write_json(manifest, hashes(folder, skip=(MANIFEST,)))
+        return
+    verify(folder, json.loads(manifest.read_text()),
+           f"fetch it again with `lmtune models fetch {name} --force`")
 
 
 def _sweep_stale(target: Path) -> None:
@@ -126,11 +140,7 @@ def _extract(zf: zipfile.ZipFile, member: str, dest: Path) -> Path:
 
 
 def _verify(path: Path, source: Source) -> None:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    actual = digest.hexdigest()
+    actual = sha256(path)
     if actual != source.sha256:
         # The caller removes the whole work folder, so the bad file never reaches the cache.
         raise ModelError(

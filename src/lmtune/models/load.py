@@ -11,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
 from lmtune.config import ModelConfig
+from lmtune.models.integrity import verify
 
 
 def load_tokenizer(path: str, cfg: ModelConfig):
@@ -44,6 +45,9 @@ def load_model(auto_class, path: str, cfg: ModelConfig, **config_overrides: Any)
 def load_trained(model_dir: Path, task) -> torch.nn.Module:
     """A trained lmtune model: full weights in the folder, or an adapter (prompt tuning, unmerged LoRA) loaded
     onto the base model named in lmtune.json."""
+    state = json.loads((model_dir / "lmtune.json").read_text(encoding="utf-8"))
+    if "files" in state:  # runs saved before lmtune recorded hashes have none to check
+        verify(model_dir, state["files"], "the model changed after training: train again, or restore the folder")
     spec = ModelConfig(name=str(model_dir))
     if not (model_dir / "adapter_config.json").exists():
         return task.build_model(str(model_dir), spec)
@@ -51,5 +55,5 @@ def load_trained(model_dir: Path, task) -> torch.nn.Module:
 
     from lmtune.models.resolve import resolve
 
-    base = json.loads((model_dir / "lmtune.json").read_text(encoding="utf-8"))["base_model"]
+    base = state["base_model"]
     return PeftModel.from_pretrained(task.build_model(resolve(base), ModelConfig(name=base)), model_dir)

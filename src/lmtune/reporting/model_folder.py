@@ -9,6 +9,7 @@ import torch
 from lmtune.config import Config
 from lmtune.io import atomic_dir, write_json
 from lmtune.methods.prompt import is_prompt_learning
+from lmtune.models.integrity import hashes
 
 
 def save_model(model: torch.nn.Module, tokenizer, task, path: Path, cfg: Config) -> None:
@@ -24,8 +25,9 @@ def save_model(model: torch.nn.Module, tokenizer, task, path: Path, cfg: Config)
                 model = model.merge_and_unload()
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        # The files' hashes, checked whenever the model is loaded (models.integrity).
         write_json(tmp / "lmtune.json", {**task.state(), "base_model": _base_model(cfg.model.name),
-                                         "method": cfg.method.name})
+                                         "method": cfg.method.name, "files": hashes(tmp)})
 
 
 def _base_model(name: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from lmtune.errors import UserError
+from lmtune.io import read_jsonl
 
 
 @dataclass
@@ -44,7 +45,7 @@ def read_run(path: str | Path) -> RunFiles:
         raise UserError(f"{path} is not an lmtune run folder (no metrics.json or config.yaml)")
     config = _yaml(path / "config.yaml")
     return RunFiles(path, config=config if isinstance(config, dict) else {}, metrics=_json(path / "metrics.json"),
-                    log=_jsonl(path / "train_log.jsonl"), predictions=_jsonl(path / "predictions.jsonl"),
+                    log=read_jsonl(path / "train_log.jsonl"), predictions=read_jsonl(path / "predictions.jsonl"),
                     model_state=_json(path / "model" / "lmtune.json"))
 
 
@@ -54,16 +55,3 @@ def _yaml(path: Path):
 
 def _json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def _jsonl(path: Path) -> list[dict]:
-    """Lines that do not parse are skipped: a run killed mid-write leaves a half line at the end of its log."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [r for r in rows if isinstance(r, dict)]

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from lmtune.config import TrainConfig
 from lmtune.errors import ConfigError, Interrupted
-from lmtune.io import append_jsonl
+from lmtune.io import append_jsonl, read_jsonl, write_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches, micro_batch_tokens, micro_batches
 from lmtune.training.dropout import fast_dropout
@@ -62,22 +62,26 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     sampler = LengthGroupedBatches(lengths, cfg.batch_size, cfg.seed, shuffle=True, max_tokens=cfg.max_tokens)
     if not cfg.group_by_length:
         sampler.group = 1
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
+    # Its own generator: a DataLoader without one draws a seed from torch's global generator whenever an epoch's
+    # iterator starts, which would shift a resumed run's dropout masks against the uninterrupted run's.
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     # Under DDP each process takes every num_processes-th batch, so an epoch has that many fewer steps.
     per_epoch = math.ceil(math.ceil(len(sampler) / accelerator.num_processes) / cfg.grad_accum)
     micro_tokens = micro_batch_tokens(cfg.micro_batch_tokens, model, accelerator.device)
-    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
+    total = cfg.max_steps or planned_steps(cfg, per_epoch, accelerator.is_main_process)
     optimizer = build_optimizer(model, cfg, accelerator.num_processes)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    accelerator.register_for_checkpointing(scheduler)
 
     ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
-    saved = checkpoint.load_latest(accelerator, ckpt_dir) if resume else None
-    state = saved or state
-    if saved is None and accelerator.is_main_process:
-        log_path.unlink(missing_ok=True)  # starting from step 0: the log starts afresh too
+    saved = checkpoint.load_latest(accelerator, ckpt_dir, model, optimizer, scheduler) if resume else None
+    state, resumed_from = saved or (state, None)
+    if accelerator.is_main_process:
+        # The log goes back to where the checkpoint was, so that no step is logged twice.
+        kept = [r for r in read_jsonl(log_path) if r["step"] <= state["step"]] if saved else []
+        write_jsonl(log_path, kept)
     best_path = ckpt_dir / checkpoint.BEST
 
     def log(record: dict) -> None:
@@ -88,7 +92,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
 
     def save() -> None:
         state["seconds"] = elapsed()
-        checkpoint.save(accelerator, ckpt_dir, state, cfg.keep_checkpoints)
+        checkpoint.save(accelerator, ckpt_dir, state, cfg.keep_checkpoints, model, optimizer, scheduler)
 
     started, offset = time.perf_counter(), state["seconds"]
 
@@ -134,7 +138,14 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         try:
             while state["step"] < total and not stop:
                 sampler.set_epoch(state["epoch"])
-                batches = accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader
+                # Accelerate's loader re-sets its batch sampler's epoch to its own count of passes, which a
+                # resumed run's fresh loader starts again from 0.
+                loader.set_epoch(state["epoch"])
+                batches = iter(accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader)
+                if resumed_from:
+                    # Now, not at load time: where the uninterrupted run stood when it saved these states.
+                    checkpoint.restore_rng(resumed_from, accelerator.process_index)
+                    resumed_from = None
                 for batch in batches:
                     with accelerator.accumulate(model):
                         loss = backward(accelerator, model, objective,
@@ -190,6 +201,19 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                      eval_seconds=round(state.get("eval_seconds", 0.0), 2),
                      best=_best_record(state["history"], state["best"], objective.metric),
                      history=state["history"], stopped_early=stop)
+
+
+def planned_steps(cfg: TrainConfig, per_epoch: int, announce: bool) -> int:
+    """cfg.epochs' steps, raised by whole epochs to cfg.min_steps."""
+    steps = math.ceil(cfg.epochs * per_epoch)
+    if cfg.min_steps is None or steps >= cfg.min_steps:
+        return steps
+    epochs = math.ceil(cfg.min_steps / per_epoch)
+    if announce:
+        print(f"epochs: {epochs} instead of {cfg.epochs:g}: {per_epoch} steps an epoch, and a small dataset needs at "
+              f"least train.min_steps={cfg.min_steps} updates to learn (--set train.min_steps=null: exactly "
+              "--epochs)")
+    return epochs * per_epoch
 
 
 def backward(accelerator: Accelerator, model: torch.nn.Module, objective: Objective,
