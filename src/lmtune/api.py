@@ -31,6 +31,7 @@ from lmtune.models import model_kind, resolve
 from lmtune.models.choose import choose_model, row_texts
 from lmtune.models.load import load_tokenizer, load_trained
 from lmtune.models.registry import licence_notice
+from lmtune.record import run_record
 from lmtune.reporting.model_folder import save_model
 from lmtune.reporting.report import write_reports
 from lmtune.reporting.summary import UNKNOWN_TOKEN_WARNING
@@ -190,6 +191,7 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     else:
         data_report = fold_report(task, cfg, splits)
     cfg, path, data_report["reads_best"] = _model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
+    record = run_record(cfg)
     tokenizer = load_tokenizer(path, cfg.model)
     encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
                for split, rows in splits.items()}
@@ -260,7 +262,7 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     if cache_report:
         metrics["train"]["frozen_cache"] = cache_report
     if accelerator.is_main_process:
-        save_model(model, tokenizer, task, run_dir / "model", cfg)
+        save_model(model, tokenizer, task, run_dir / "model", cfg, record)
         write_jsonl(run_dir / "predictions.jsonl", predictions)
         metrics.update(run_baselines(task, splits, predictions))
         write_json(run_dir / "metrics.json", metrics)

@@ -127,6 +127,26 @@ def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
 
 
 @app.command()
+def reproduce(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    output_dir: Annotated[str | None, Opt(help="Where the new run goes (default: beside the original).")] = None,
+) -> None:
+    """Train again from RUN's config and record (refused when its data changed), and compare every metric."""
+    from lmtune.reproduce import reproduce as rerun
+
+    result = rerun(run, output_dir)
+    for line in result.differences:
+        console.print(f"[yellow]differs from the original run:[/] {line}")
+    table = Table("metric", "original", "reproduced", "same", title=f"{run} reproduced in {result.run.path}")
+    for key, old, new in result.rows:
+        table.add_row(key, f"{old:.6g}", "-" if new is None else f"{new:.6g}", "yes" if new == old else "NO")
+    Console().print(table)
+    same = sum(new == old for _, old, new in result.rows)
+    console.print(f"{same} of {len(result.rows)} metrics identical" + ("" if result.identical else
+                  "; small differences come from other library versions or hardware (above), not from lmtune"))
+
+
+@app.command()
 def tune(
     space: Annotated[Path, Opt(help="YAML search space: dotted config keys, each a list of choices or "
                                     "{low, high[, log, step]} (integer bounds give integers).")],
@@ -216,18 +236,27 @@ def serve(
                                   "exposes the model to the network (set --api-key then).")] = "127.0.0.1",
     port: Annotated[int, Opt()] = 8000,
     api_key: Annotated[str | None, Opt(envvar="LMTUNE_API_KEY", show_envvar=True,
-                                       help="Require this key in the X-API-Key header (not for /health).")] = None,
+                                       help="Require this key in the X-API-Key header (not for /health). On "
+                                       "the command line it shows in `ps`: prefer the variable or "
+                                       "--api-key-file.")] = None,
+    api_key_file: Annotated[Path | None, Opt(help="Read the API key from this file (its first line).")] = None,
+    docs: Annotated[bool, Opt(help="Serve /docs and /openapi.json (the docs page loads scripts from a CDN; behind "
+                                   "the API key when one is set).")] = False,
     max_batch_size: Annotated[int, Opt(help="Most inputs in one model call, across requests.")] = 32,
     max_wait_ms: Annotated[float, Opt(help="How long a batch waits to fill after its first request.")] = 5,
     onnx_variant: Annotated[str, Opt(help="For an exported ONNX folder: fp32 or int8.")] = "fp32",
 ) -> None:
-    """Serve a trained model over HTTP: POST /predict, GET /health, GET /info, docs at /docs."""
+    """Serve a trained model over HTTP: POST /predict, GET /health, GET /info (and /docs with --docs)."""
     import uvicorn
 
     from lmtune.serving import create_app
 
+    if api_key_file is not None:
+        api_key = api_key_file.read_text(encoding="utf-8").splitlines()[0].strip() if api_key_file.is_file() else ""
+        if not api_key:
+            raise ConfigError(f"--api-key-file {api_key_file}: no key in it (missing or empty file)")
     server = create_app(model_or_run, api_key=api_key, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                        onnx_variant=onnx_variant)
+                        onnx_variant=onnx_variant, docs=docs)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
     uvicorn.run(server, host=host, port=port)

@@ -58,9 +58,11 @@ def test_health_and_info(client, run_dir):
     info = client.get("/info").json()
     assert info["task"] == "classification"
     assert info["labels"] == ["bad", "good"]
-    assert info["model_dir"] == str(run_dir / "model")
+    assert info["model"] == run_dir.name
+    assert str(run_dir) not in client.get("/info").text  # no server paths for clients
     assert info["limits"]["max_inputs"] == 8 and info["lmtune"]
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # its page loads scripts from a CDN: only with docs=True
+    assert client.get("/openapi.json").status_code == 404
 
 
 def chunks(data: bytes):
@@ -82,6 +84,11 @@ BAD_REQUESTS = {
     "a field the task does not read": ({"json": {"inputs": [{"text": "a", "question": "b"}]}}, 422,
                                        "question, which this model does not read"),
     "unknown field": ({"json": {"inputs": ["a"], "batch": 3}}, 422, "batch"),
+    "a lone surrogate": ({"content": b'{"inputs": ["ok", "bad \\ud83d"]}', "headers": {"content-type":
+                                                                                   "application/json"}},
+                         422, "inputs[1] holds a lone surrogate"),
+    "a lone surrogate in a field": ({"content": b'{"input": {"text": "\\udc00"}}',
+                                     "headers": {"content-type": "application/json"}}, 422, "lone surrogate"),
     "too many inputs": ({"json": {"inputs": ["a"] * 9}}, 413, "at most 8"),
     "over-long text": ({"json": {"inputs": ["fine", "x" * 201]}}, 422, "inputs[1]"),
     "over-long field": ({"json": {"inputs": [{"text": "fine", "text_pair": "x" * 201}]}}, 422, "inputs[0].text_pair"),
@@ -123,6 +130,13 @@ def test_api_key(run_dir):
         assert "X-API-Key" in c.get("/info").json()["detail"]
         assert c.post("/predict", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.get("/health").status_code == 200  # open, for load balancers
+        # Refused before the body is read: a bad JSON body still gets 401, not 422.
+        assert c.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code \
+            == 401
+    with TestClient(create_app(run_dir, api_key="s3cret", docs=True)) as c:
+        assert c.get("/docs").status_code == 401 and c.get("/openapi.json").status_code == 401
+        assert c.get("/openapi.json", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert str(run_dir) not in c.get("/openapi.json", headers={"X-API-Key": "s3cret"}).text
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_slice(client, monkeypatch):
@@ -201,3 +215,20 @@ def test_serve_command_binds_this_machine_by_default_and_checks_the_path(tmp_pat
     assert "127.0.0.1" in help_text and "LMTUNE_API_KEY" in help_text
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])  # fails before any server starts
     assert isinstance(result.exception, UserError) and "lmtune.json" in str(result.exception)
+
+
+def test_the_key_can_come_from_a_file_so_that_ps_does_not_show_it(run_dir, tmp_path, monkeypatch, capsys):
+    import uvicorn
+    from conftest import lmtune
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    (tmp_path / "key").write_text("fromfile\n")
+    code, _, err = lmtune(monkeypatch, capsys, "serve", str(run_dir), "--api-key-file", str(tmp_path / "key"))
+    assert code == 0, err
+    assert served["host"] == "127.0.0.1"
+    with TestClient(served["app"]) as c:
+        assert c.get("/info").status_code == 401
+        assert c.get("/info", headers={"X-API-Key": "fromfile"}).status_code == 200
+    code, _, err = lmtune(monkeypatch, capsys, "serve", str(run_dir), "--api-key-file", str(tmp_path / "none"))
+    assert code == 2 and "no key in it" in err

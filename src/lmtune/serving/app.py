@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Security
-from fastapi.security import APIKeyHeader
+from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import JSONResponse
 
@@ -40,6 +40,19 @@ class PredictRequest(BaseModel):
             raise ValueError('"inputs" is empty: give at least one input')
         return self
 
+    @model_validator(mode="after")
+    def valid_text(self) -> PredictRequest:
+        # JSON may escape half of a surrogate pair ("\ud83d"), which is no character: the tokenizer would fail.
+        for i, item in enumerate(self.items):
+            fields = [item] if isinstance(item, str) else list(item.values())
+            for value in (v for field in fields for v in ([field] if isinstance(field, str) else field)):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"inputs[{i}] holds a lone surrogate escape (e.g. \\ud83d), which is not "
+                                     "text: send whole characters") from None
+        return self
+
     @property
     def items(self) -> list[Input]:
         return self.inputs if self.inputs is not None else [self.input]
@@ -47,6 +60,23 @@ class PredictRequest(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[dict]
+
+
+class KeyCheck:
+    """Answers 401 before the body is read (a client without the key costs no parsing), on every path but
+    /health."""
+
+    def __init__(self, app, api_key: str):
+        self.app, self.api_key = app, api_key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == "/health":
+            return await self.app(scope, receive, send)
+        given = dict(scope["headers"]).get(b"x-api-key", b"")
+        if not secrets.compare_digest(given, self.api_key):
+            detail = "missing or wrong API key: send it in the X-API-Key header"
+            return await JSONResponse({"detail": detail}, status_code=401)(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -89,8 +119,10 @@ class BodyLimit:
 
 def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_ms: float = 5, max_queue: int = 1024,
                max_body_bytes: int = 1_000_000, max_inputs: int = 256, max_chars: int = 10_000,
-               api_key: str | None = None, timeout_s: float = 30.0, onnx_variant: str = "fp32") -> FastAPI:
-    """A FastAPI app serving a trained lmtune run or model folder; the model loads now, so a bad path fails here."""
+               api_key: str | None = None, timeout_s: float = 30.0, onnx_variant: str = "fp32",
+               docs: bool = False) -> FastAPI:
+    """A FastAPI app serving a trained lmtune run or model folder; the model loads now, so a bad path fails here.
+    `docs` turns on /docs and /openapi.json (off by default: the docs page loads its scripts from a CDN)."""
     from lmtune.api import Predictor  # torch and transformers: only when an app is made
 
     predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
@@ -106,27 +138,28 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
         yield
         await batcher.close()  # finishes queued and running requests before the server exits
 
+    # Clients see the run's name, not where it lies on the server's disk.
+    name = _public_name(Path(predictor.model_dir))
     app = FastAPI(title="lmtune", version=__version__, lifespan=lifespan,
-                  description=f"Predictions of the {predictor.task.name} model in {predictor.model_dir}.")
+                  description=f"Predictions of the {predictor.task.name} model {name}.",
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    if api_key is not None:
+        app.add_middleware(KeyCheck, api_key=api_key)  # added last, so it runs first
     app.state.predictor, app.state.batcher = predictor, batcher
-    key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    def check_key(given: str | None = Security(key_header)) -> None:
-        if api_key is not None and not (given and secrets.compare_digest(given.encode(), api_key.encode())):
-            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "queue": batcher.depth}
 
-    @app.get("/info", dependencies=[Depends(check_key)])
+    @app.get("/info")
     def info() -> dict:
         labels = getattr(predictor.task, "labels", None)
-        return {"model_dir": str(predictor.model_dir), "task": predictor.task.name,
+        return {"model": name, "task": predictor.task.name,
                 **({"labels": labels} if labels else {}), "lmtune": __version__, "limits": limits}
 
-    @app.post("/predict", dependencies=[Depends(check_key)])
+    @app.post("/predict")
     async def predict(request: PredictRequest) -> PredictResponse:
         items = request.items
         if len(items) > max_inputs:
@@ -153,6 +186,17 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
         return PredictResponse(predictions=predictions)
 
     return app
+
+
+async def _invalid_request(request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own answer echoes the input, which cannot be written as JSON when the input is the problem (a
+    # lone surrogate): where and what is enough for the client.
+    return JSONResponse({"detail": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+                        status_code=422)
+
+
+def _public_name(model_dir: Path) -> str:
+    return model_dir.parent.name if model_dir.name == "model" else model_dir.name
 
 
 def _check_lengths(items: list[Input], max_chars: int) -> None:
