@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -422,3 +423,10 @@ def main() -> None:
     except UserError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
         raise SystemExit(err.exit_code) from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        console.print(f"[bold red]error:[/] no space left on the disk{where}; free some space (or choose another "
+                      "--output-dir / --output) and run again", highlight=False)
+        raise SystemExit(2) from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmtune.data.readers import FORMATS, read_table
+from lmtune.data.utf8 import not_utf8
 from lmtune.errors import DataError
 
 RECORD_FORMATS = ("json", "jsonl", "parquet", "disk")
@@ -60,8 +61,8 @@ def read_conll(path: str | Path, tag_column: int = -1) -> pd.DataFrame:
                     start = number
                 tokens.append(cells[0])
                 tags.append(_check_tag(cells[index], f"line {number}, column {index}", path))
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text (byte {err.start}); re-save the file as UTF-8", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if tokens:
         sentences.append((start, tokens, tags))
     if not sentences:

@@ -11,6 +11,7 @@ from lmtune.config import Config, DataConfig
 from lmtune.data.clean import clean_text
 from lmtune.data.readers import FORMATS, read_table, select_columns
 from lmtune.data.splits import quality_report, read_and_split
+from lmtune.data.utf8 import not_utf8
 from lmtune.errors import DataError
 
 
@@ -23,8 +24,8 @@ def read_lines(path: str | Path) -> pd.DataFrame:
     try:
         with path.open(encoding="utf-8-sig") as handle:
             lines = {number: line.strip() for number, line in enumerate(handle, start=1) if line.strip()}
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text (byte {err.start}); re-save the file as UTF-8", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     if not lines:
         raise DataError("the file holds no text (only blank lines)", file=str(path))
     df = pd.DataFrame({"text": list(lines.values())}, index=pd.Index(list(lines), dtype="int64"), dtype=object)

@@ -18,6 +18,7 @@ import pandas as pd
 from lmtune.config import Column
 from lmtune.data.clean import as_number
 from lmtune.data.columns import COMMON_NAMES
+from lmtune.data.utf8 import not_utf8
 from lmtune.errors import DataError
 
 FORMATS = {
@@ -130,8 +131,8 @@ def _read_delimited(path: Path, fmt: str, header: bool | None, expected: list[Co
     try:
         for row in delimited_rows(path, fmt):
             rows.append(row)
-    except UnicodeDecodeError as err:
-        raise _not_utf8(path, err) from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except csv.Error as err:
         raise DataError(f"cannot parse as {fmt.upper()} after data row {len(rows)}: {err}",
                         file=str(path)) from None
@@ -193,8 +194,8 @@ def width_message(fmt: str, got: int, want: int, header: bool) -> str:
 def _json_records(path: Path) -> list:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise _not_utf8(path, err) from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except json.JSONDecodeError as err:
         raise DataError(f"not valid JSON: {err} (a file with one object per line should end in .jsonl)",
                         file=str(path)) from None
@@ -220,13 +221,9 @@ def _jsonl_records(path: Path) -> list:
                 except json.JSONDecodeError as err:
                     raise DataError(f"line {line_number} is not valid JSON: {err.msg}", file=str(path),
                                     row=len(records) + 1) from None
-    except UnicodeDecodeError as err:
-        raise _not_utf8(path, err) from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     return records
-
-
-def _not_utf8(path: Path, err: UnicodeDecodeError) -> DataError:
-    return DataError(f"not UTF-8 text (byte {err.start}); re-save the file as UTF-8", file=str(path))
 
 
 def _records_table(records: list, file: str) -> pd.DataFrame:

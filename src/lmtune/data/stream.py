@@ -18,6 +18,7 @@ import pandas as pd
 from lmtune.config import Column
 from lmtune.data.clean import clean_text
 from lmtune.data.readers import delimited_rows, read_table, width_message
+from lmtune.data.utf8 import not_utf8
 from lmtune.errors import DataError
 
 
@@ -65,13 +66,16 @@ def _records(path: str | None, lines: Iterable[str] | None, positions: list[int]
         yield from _line_records(lines if lines is not None else sys.stdin, "<stdin>")
         return
     suffix = Path(path).suffix.lower()
-    if suffix in (".txt", ".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8-sig") as handle:
-            yield from _line_records(handle, path)
-    elif suffix in (".csv", ".tsv", ".tab"):
-        yield from _delimited_records(path, "csv" if suffix == ".csv" else "tsv", header=not positions)
-    else:
-        yield from read_table(path, expected=positions).to_dict("records")
+    try:
+        if suffix in (".txt", ".jsonl", ".ndjson"):
+            with open(path, encoding="utf-8-sig") as handle:
+                yield from _line_records(handle, path)
+        elif suffix in (".csv", ".tsv", ".tab"):
+            yield from _delimited_records(path, "csv" if suffix == ".csv" else "tsv", header=not positions)
+        else:
+            yield from read_table(path, expected=positions).to_dict("records")
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
 
 
 def _line_records(lines: Iterable[str], source: str) -> Iterator[dict]:

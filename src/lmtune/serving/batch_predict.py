@@ -11,8 +11,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lmtune.api import Predictor, run_data_config
@@ -38,7 +38,10 @@ def predict_file(model_or_run: str | Path, path: str | None, output: Path | None
         text_pair_column = text_pair_column or (trained.text_pair_column if getattr(predictor.task, "pair", False)
                                                 else None)
     total, header = done, not done
-    with _sink(output, append=bool(done)) as sink:
+    # A new output goes to a temporary file that replaces `output` at the end: an existing file is never cut
+    # short before the inputs have been read (a bad input file leaves it as it was).
+    target = output if done or output is None else output.with_name(f".{output.name}.tmp")
+    with _sink(target, append=bool(done), temporary=target != output) as sink:
         for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done,
                                  fields=predictor.task.input_fields):
             results = predictor.predict(chunk, batch_size)
@@ -49,13 +52,23 @@ def predict_file(model_or_run: str | Path, path: str | None, output: Path | None
             if output:  # a killed job loses at most the chunk being written
                 os.fsync(sink.fileno())
             total += len(results)
+    if target != output:
+        os.replace(target, output)
     return total
 
 
-def _sink(output: Path | None, append: bool):
+@contextmanager
+def _sink(output: Path | None, append: bool, temporary: bool) -> Iterator:
     if output is None:
-        return nullcontext(sys.stdout)
-    return open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115 - caller's `with`
+        yield sys.stdout
+        return
+    try:
+        with open(output, "a" if append else "w", encoding="utf-8", newline="") as handle:
+            yield handle
+    except BaseException:
+        if temporary:
+            output.unlink(missing_ok=True)
+        raise
 
 
 def _complete_lines(path: Path) -> int:
