@@ -28,6 +28,16 @@ def as_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+CHARS_PER_TOKEN = 8  # hardly any token is longer
+
+
+def within_view(texts: pd.Series, max_length: int) -> list[str]:
+    """Texts cut where a model reading `max_length` tokens stops in practice: no token is shorter than a character
+    and hardly any longer than CHARS_PER_TOKEN. A tokenizer asked to truncate still tokenises the whole text
+    first, which for one 50 MB cell takes gigabytes, for the few hundred tokens kept."""
+    return texts.astype(str).str[: CHARS_PER_TOKEN * max_length].tolist()
+
+
 def clean_string(text: str, lowercase: bool = False) -> str:
     # NFKC folds look-alike forms into one: full-width Chinese punctuation and digits (，１２３) become their
     # ASCII forms and non-breaking or ideographic spaces become plain spaces, so the same words tokenise

@@ -19,6 +19,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline, make_union
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from lmtune.data.clean import within_view
 from lmtune.evaluation.bootstrap import paired_lift_ci
 from lmtune.evaluation.classification import multi_label_metrics, record_correct, single_label_metrics
 from lmtune.evaluation.lstm_baseline import BiLSTMClassifier
@@ -27,6 +28,7 @@ from lmtune.training.progress import WorkProgress
 BASELINES = ("tfidf_logreg", "majority", "bilstm")
 LIFTS = {"lift": "tfidf_logreg", "lift_bilstm": "bilstm"}  # metrics key -> the baseline the model is compared with
 log = logging.getLogger(__name__)
+COEFFICIENTS = 20_000_000  # the most classes x features TF-IDF + LR may hold: 160 MB of float64 weights
 
 
 def run_baselines(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
@@ -77,7 +79,7 @@ def _fit(name: str, task, splits: dict[str, pd.DataFrame]):
     train = splits["train"]
     y = _targets(task, train["label"])
     if name != "bilstm":
-        return _model(name, task.multi_label).fit(_texts(task, train), y)
+        return _model(name, task.multi_label, len(task.labels)).fit(_texts(task, train), y)
     held = splits.get("validation")  # early stopping, as the fine-tuned model selects its best checkpoint
     validation = None if held is None else (_inputs(name, task, held), _targets(task, held["label"]))
     return BiLSTMClassifier(task.multi_label).fit(_inputs(name, task, train), y, validation)
@@ -91,10 +93,12 @@ def _inputs(name: str, task, rows: pd.DataFrame) -> list:
 
 
 def _texts(task, rows: pd.DataFrame) -> list[str]:
-    # A sentence pair becomes one text: a bag-of-n-grams model cannot tell the halves apart anyway.
+    # A sentence pair becomes one text: a bag-of-n-grams model cannot tell the halves apart anyway. The baselines
+    # read what the model reads, so one 50 MB cell cannot blow up the n-gram counts.
+    texts = within_view(rows["text"], task.max_length)
     if task.pair:
-        return (rows["text"].astype(str) + " " + rows["text_pair"].astype(str)).tolist()
-    return rows["text"].astype(str).tolist()
+        return [f"{a} {b}" for a, b in zip(texts, within_view(rows["text_pair"], task.max_length), strict=True)]
+    return texts
 
 
 def _targets(task, labels: pd.Series) -> np.ndarray:
@@ -104,13 +108,15 @@ def _targets(task, labels: pd.Series) -> np.ndarray:
     return np.array([index[v] for v in labels])
 
 
-def _model(name: str, multi_label: bool):
+def _model(name: str, multi_label: bool, classes: int):
     if name == "majority":
         return DummyClassifier(strategy="prior")
     # Word 1-2-grams plus character 2-4-grams: the characters carry scripts written without spaces (Chinese).
-    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=100_000),
+    # The classifier keeps a dense weight per class and feature, so many classes get fewer features.
+    size = max(1_000, min(100_000, COEFFICIENTS // max(classes, 1)))
+    features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=size),
                           TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
-                                          max_features=100_000))
+                                          max_features=size))
     classifier = LogisticRegression(max_iter=1000)
     return make_pipeline(features, OneVsRestClassifier(classifier) if multi_label else classifier)
 

@@ -7,6 +7,7 @@ not die at the end of training because the test split happened to miss a class.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from sklearn.metrics import (
 )
 
 _AVERAGES_SINGLE = ("macro", "micro", "weighted")
+MATRIX_LIMIT = 50  # classes up to which the full confusion matrix is kept; beyond, the most frequent confusions
+TOP_CONFUSIONS = 20
 _AVERAGES_MULTI = ("macro", "micro", "weighted", "samples")
 # Default grid for `best_threshold`: 0.05 .. 0.95, rounded so a report says 0.15, not 0.15000000000000002.
 _DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -48,10 +51,15 @@ def single_label_metrics(probs: np.ndarray, labels: np.ndarray, label_names: lis
         result[f"recall_{average}"] = float(r)
         result[f"f1_{average}"] = float(f)
     result["per_class"] = _per_class(labels, preds, class_ids, label_names)
-    result["confusion_matrix"] = {
-        "labels": list(label_names),
-        "matrix": confusion_matrix(labels, preds, labels=class_ids).tolist(),
-    }
+    if k <= MATRIX_LIMIT:
+        result["confusion_matrix"] = {
+            "labels": list(label_names),
+            "matrix": confusion_matrix(labels, preds, labels=class_ids).tolist(),
+        }
+    else:  # a 10,000-class matrix is 10^8 cells: 300 MB in every log line that carries the metrics
+        pairs = Counter((g, p) for g, p in zip(labels.tolist(), preds.tolist(), strict=True) if g != p)
+        result["top_confusions"] = [{"gold": label_names[g], "predicted": label_names[p], "count": n}
+                                    for (g, p), n in pairs.most_common(TOP_CONFUSIONS)]
     result["roc_auc"] = _single_label_auc(probs, labels, k)
     # log loss needs at least two classes to be defined; `labels=` keeps classes missing from gold from
     # shifting the probability columns.

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from lmtune.evaluation.calibration import expected_calibration_error, reliability_bins
+from lmtune.evaluation.classification import MATRIX_LIMIT
 from lmtune.evaluation.error_analysis import accuracy_by_length, confident_mistakes, confused_pairs
 from lmtune.evaluation.numbers import is_number
 from lmtune.reporting import plots
@@ -69,7 +70,7 @@ def classification_sections(run: RunFiles) -> list[dict]:
         onehot = np.array([[c in r["gold"] for c in labels] for r in records], dtype=float)
     split = run.predictions_split
     blocks = []
-    if single:
+    if single and len(labels) <= MATRIX_LIMIT:
         matrix = confusion_matrix([r["gold"] for r in records], [r["label"] for r in records], labels=labels)
         blocks.append(figure("confusion_matrix", f"Confusion matrix on {split} (rows: gold, columns: predicted)",
                              plots.confusion_heatmap(matrix, labels)))

@@ -15,7 +15,7 @@ from lmtune.data import check_labels_seen, load_labelled
 from lmtune.evaluation.classification import best_threshold, multi_label_metrics, single_label_metrics
 from lmtune.evaluation.inference import model_outputs
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, load_texts, text_records
+from lmtune.tasks.text_inputs import add_gold, encode_texts, encode_unlabelled, load_texts, text_records
 
 
 class Classification:
@@ -76,9 +76,7 @@ class Classification:
         return [[float(c in set(v)) for c in self.labels] for v in labels]
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
-        pairs = rows["text_pair"].tolist() if self.pair else None
-        enc = tokenizer(rows["text"].tolist(), pairs, truncation=True, max_length=cfg.max_length)
-        features = [dict(zip(enc.keys(), values, strict=True)) for values in zip(*enc.values(), strict=True)]
+        features = encode_texts(rows, tokenizer, cfg.max_length, self.pair)
         if "label" in rows:
             for f, y in zip(features, self._targets(rows["label"]), strict=True):
                 f["labels"] = y

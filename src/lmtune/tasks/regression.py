@@ -17,7 +17,7 @@ from lmtune.errors import ConfigError, DataError
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.regression import regression_metrics
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_unlabelled, load_texts, text_records
+from lmtune.tasks.text_inputs import add_gold, encode_texts, encode_unlabelled, load_texts, text_records
 
 
 class Regression:
@@ -75,9 +75,7 @@ class Regression:
         return _numeric(rows, columns)
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
-        pairs = rows["text_pair"].tolist() if self.pair else None
-        enc = tokenizer(rows["text"].tolist(), pairs, truncation=True, max_length=cfg.max_length)
-        features = [dict(zip(enc.keys(), values, strict=True)) for values in zip(*enc.values(), strict=True)]
+        features = encode_texts(rows, tokenizer, cfg.max_length, self.pair)
         if "label" in rows:
             scaled = (_gold(rows, len(self.targets)) - self.mean) / self.std
             for f, y in zip(features, scaled.tolist(), strict=True):

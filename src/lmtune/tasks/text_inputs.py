@@ -6,7 +6,7 @@ import pandas as pd
 
 from lmtune.config import Config, DataConfig
 from lmtune.data import load_labelled
-from lmtune.data.clean import as_given
+from lmtune.data.clean import as_given, within_view
 
 
 def load_texts(cfg: Config, categorical: bool) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -41,3 +41,10 @@ def add_gold(records: list[dict], rows: pd.DataFrame) -> list[dict]:
 def encode_unlabelled(task, rows: pd.DataFrame, tokenizer) -> list[dict]:
     """Features for prediction, truncated as in training (the task's saved max_length)."""
     return task.encode(rows.drop(columns=["label"], errors="ignore"), tokenizer, DataConfig(max_length=task.max_length))
+
+
+def encode_texts(rows: pd.DataFrame, tokenizer, max_length: int, pair: bool) -> list[dict]:
+    """Tokenised `text` (and `text_pair`) rows, truncated to max_length, one feature dict per row."""
+    pairs = within_view(rows["text_pair"], max_length) if pair else None
+    enc = tokenizer(within_view(rows["text"], max_length), pairs, truncation=True, max_length=max_length)
+    return [dict(zip(enc.keys(), values, strict=True)) for values in zip(*enc.values(), strict=True)]
