@@ -1,4 +1,5 @@
-"""fp32 vs bf16 on this machine: matmul roofline and lmtune training throughput, measured in one process.
+"""fp32 vs bf16 on this machine: matmul roofline, lmtune training throughput and greedy decoding (smollm2-135m,
+fp32, bf16 autocast, bf16 weights; batch 1 and 8), measured in one process.
 
     .venv/bin/python benchmarks/precision.py [--steps 40] [--out benchmarks/results]
 
@@ -46,6 +47,24 @@ def training_run(precision: str, steps: int, out: Path) -> dict:
             "dev_accuracy": round(run.metrics["validation"]["accuracy"], 4)}
 
 
+def decoding(batch: int, tokens: int = 32) -> dict:
+    """Greedy tokens/s of smollm2-135m: one token per row per step, so every step reads all the weights."""
+    from lmtune.generation.generate import Generator, Settings
+
+    generator = Generator.load("smollm2-135m", precision="fp32")
+    prompts = [generator.prompt(f"Write a sentence about the number {i}.") for i in range(batch)]
+    out = {}
+    for name, precision, dtype in (("fp32", "fp32", torch.float32), ("bf16 autocast", "bf16", torch.float32),
+                                   ("bf16 weights", "fp32", torch.bfloat16)):
+        generator.model.to(dtype)
+        generator.precision = precision
+        generator.generate(prompts, Settings(max_new_tokens=4), batch)  # warm-up
+        start = time.perf_counter()
+        generator.generate(prompts, Settings(max_new_tokens=tokens), batch)
+        out[name] = round(batch * tokens / (time.perf_counter() - start), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
@@ -58,6 +77,7 @@ def main() -> None:
         "matmul_gflops": {name: round(matmul_gflops(dtype), 1)
                           for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))},
         "training": [training_run(p, args.steps, args.out) for p in ("fp32", "bf16")],
+        "decoding_tokens_per_s": {f"batch {b}": decoding(b) for b in (1, 8)},
     }
     fp32, bf16 = result["training"]
     result["bf16_speedup"] = {"matmul": round(result["matmul_gflops"]["bf16"] / result["matmul_gflops"]["fp32"], 2),
@@ -69,7 +89,8 @@ def main() -> None:
     (args.out / "precision.md").write_text(
         f"matmul GFLOP/s: fp32 {result['matmul_gflops']['fp32']}, bf16 {result['matmul_gflops']['bf16']} "
         f"({result['bf16_speedup']['matmul']}x)\n\n{table}\n\nbf16 training speed-up: "
-        f"{result['bf16_speedup']['training']}x\n")
+        f"{result['bf16_speedup']['training']}x\n\ngreedy decoding, smollm2-135m, tokens/s: "
+        f"{json.dumps(result['decoding_tokens_per_s'])}\n")
     print(json.dumps(result, indent=2))
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lmtune.config import DECODER_MIN_STEPS, TrainConfig, build_config
-from lmtune.generation.generate import Settings
+from lmtune.generation.generate import Generator, Settings
 from lmtune.training.loop import planned_steps
 
 
@@ -34,3 +35,13 @@ def test_the_repetition_penalty_counts_the_answer_not_the_prompt():
     assert scores[0, 8] == 2.0  # said in the answer: penalised
     assert scores[0, 5] == scores[0, 7] == scores[0, 9] == 4.0  # in the prompt only, or never: untouched
     assert len(Settings(repetition_penalty=1.0).kwargs(Tokenizer(), 3)["logits_processor"]) == 0
+
+
+def test_generation_on_a_cpu_never_autocasts_and_a_loaded_model_reads_bf16_weights(tiny_llama):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    assert Generator(model, AutoTokenizer.from_pretrained(tiny_llama), precision="bf16").precision == "fp32"
+    assert model.dtype == torch.float32  # a model still being trained is not touched
+    loaded = Generator.load(tiny_llama, precision="bf16")
+    assert loaded.model.dtype == torch.bfloat16 and loaded.precision == "fp32"
+    assert Generator.load(tiny_llama, precision="fp32").model.dtype == torch.float32
+    assert loaded.generate(["hello"], Settings(max_new_tokens=3))[0] is not None

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import uvicorn
+from conftest import lmtune
 from fastapi.testclient import TestClient
 
 from lmtune.errors import UserError
@@ -218,9 +220,6 @@ def test_serve_command_binds_this_machine_by_default_and_checks_the_path(tmp_pat
 
 
 def test_the_key_can_come_from_a_file_so_that_ps_does_not_show_it(run_dir, tmp_path, monkeypatch, capsys):
-    import uvicorn
-    from conftest import lmtune
-
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
     (tmp_path / "key").write_text("fromfile\n")

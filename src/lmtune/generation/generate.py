@@ -29,6 +29,7 @@ from lmtune.models.chat import render
 from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
+from lmtune.training.device import resolve_precision
 from lmtune.training.progress import WorkProgress
 
 INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
@@ -58,7 +59,10 @@ class Settings:
 
 class Generator:
     def __init__(self, model: torch.nn.Module, tokenizer, precision: str = "auto", system: str | None = None):
-        self.model, self.tokenizer, self.precision, self.system = model.eval(), tokenizer, precision, system
+        self.model, self.tokenizer, self.system = model.eval(), tokenizer, system
+        # Decoding reads every weight once per token, and on a CPU autocast casts each one to bf16 again at every
+        # step: 2.6x slower than fp32 at batch 1 (benchmarks/precision.py). There it runs in the weights' dtype.
+        self.precision = "fp32" if next(model.parameters()).device.type == "cpu" else precision
         # Without a template (a base model) prompts go in as raw text.
         self.chat = bool(tokenizer.chat_template)
 
@@ -73,10 +77,16 @@ class Generator:
                 raise UserError(f"{model_or_run} is a {trained.task.name} model (an encoder): generate and chat need a "
                                 f"causal LM: a run trained with --task {' or --task '.join(DECODER_TASKS)}, or a "
                                 "decoder model such as smollm2-135m; use `lmtune predict` for this run")
-            return cls(trained.model, trained.tokenizer, precision, getattr(trained.task, "system", None))
-        spec = ModelConfig(name=str(model_or_run))
-        local = resolve(spec.name)
-        return cls(load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), precision)
+            model, tokenizer, system = trained.model, trained.tokenizer, getattr(trained.task, "system", None)
+        else:
+            spec = ModelConfig(name=str(model_or_run))
+            local = resolve(spec.name)
+            model, tokenizer, system = load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), None
+        if next(model.parameters()).device.type == "cpu" and resolve_precision(precision) == "bf16":
+            # Loaded to generate only: bf16 weights halve what each step reads (1.5x the tokens/s of fp32 at
+            # batch 8, the same at batch 1; benchmarks/precision.py).
+            model.to(torch.bfloat16)
+        return cls(model, tokenizer, precision, system)
 
     def prompt(self, turns: str | list[dict], raw: bool = False) -> str:
         """The text the model continues: the chat so far plus the assistant header, or raw text as given."""
