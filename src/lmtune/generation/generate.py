@@ -61,7 +61,7 @@ class Generator:
     def __init__(self, model: torch.nn.Module, tokenizer, precision: str = "auto", system: str | None = None):
         self.model, self.tokenizer, self.system = model.eval(), tokenizer, system
         # Decoding reads every weight once per token, and on a CPU autocast casts each one to bf16 again at every
-        # step: 2.6x slower than fp32 at batch 1 (benchmarks/precision.py). There it runs in the weights' dtype.
+        # step, slower than plain fp32 (benchmarks/precision.py, README "Speed"). There it runs in the weights' dtype.
         self.precision = "fp32" if next(model.parameters()).device.type == "cpu" else precision
         # Without a template (a base model) prompts go in as raw text.
         self.chat = bool(tokenizer.chat_template)
@@ -83,8 +83,7 @@ class Generator:
             local = resolve(spec.name)
             model, tokenizer, system = load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), None
         if next(model.parameters()).device.type == "cpu" and resolve_precision(precision) == "bf16":
-            # Loaded to generate only: bf16 weights halve what each step reads (1.5x the tokens/s of fp32 at
-            # batch 8, the same at batch 1; benchmarks/precision.py).
+            # Loaded to generate only: bf16 weights halve what each decoding step reads (benchmarks/precision.py).
             model.to(torch.bfloat16)
         return cls(model, tokenizer, precision, system)
 
