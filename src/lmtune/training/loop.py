@@ -26,6 +26,7 @@ from lmtune.io import append_jsonl, read_jsonl, write_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches, micro_batch_tokens, micro_batches
 from lmtune.training.dropout import fast_dropout
+from lmtune.training.memory import releaser
 from lmtune.training.optim import build_optimizer, build_scheduler, clip_gradients
 from lmtune.training.progress import Meter, TrainProgress
 
@@ -132,6 +133,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         return bool(cfg.early_stopping_patience and state["bad_evals"] >= cfg.early_stopping_patience)
 
     meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
+    release = releaser() if cfg.release_memory else None
     model.train()
     with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt(),
           fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout)):
@@ -156,6 +158,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                             optimizer.step()
                             scheduler.step()
                             optimizer.zero_grad(set_to_none=True)
+                            if release:
+                                release()
                     state["batch"] += 1
                     loss_sum, loss_n = loss_sum + loss, loss_n + 1
                     meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
