@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lmtune.config import Config, load_config, parse_value
+from lmtune.config import REPETITION_PENALTY, Config, load_config, parse_value
 from lmtune.errors import ConfigError, Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -275,6 +275,8 @@ def generate(
     temperature: Annotated[float, Opt(help="0 = greedy (reproducible); > 0 samples.")] = 0.0,
     top_p: Annotated[float, Opt()] = 1.0,
     stop: Annotated[list[str] | None, Opt(help="Stop at this string (repeatable).")] = None,
+    repetition_penalty: Annotated[float, Opt(help="Above 1 makes tokens the answer already holds less likely "
+                                             "(1 = off).")] = REPETITION_PENALTY,
     raw: Annotated[bool, Opt(help="Continue the text as given, without the chat template.")] = False,
     seed: Annotated[int, Opt(help="For sampling.")] = 0,
     batch_size: Annotated[int, Opt()] = 8,
@@ -289,7 +291,7 @@ def generate(
     set_seed(seed)
     generator = Generator.load(model_or_run)
     texts = [generator.prompt(p, raw=raw) for p in prompts]
-    settings = Settings(max_new_tokens, temperature, top_p, list(stop or []))
+    settings = Settings(max_new_tokens, temperature, top_p, list(stop or []), repetition_penalty)
     answers = generator.generate(texts, settings, batch_size)
     records = [{"prompt": p, "generated": a} for p, a in zip(prompts, answers, strict=True)]
     if output:
@@ -309,12 +311,15 @@ def chat(
     max_new_tokens: Annotated[int, Opt()] = 256,
     temperature: Annotated[float, Opt(help="0 = greedy; > 0 samples.")] = 0.0,
     top_p: Annotated[float, Opt()] = 1.0,
+    repetition_penalty: Annotated[float, Opt(help="Above 1 makes tokens the answer already holds less likely "
+                                             "(1 = off).")] = REPETITION_PENALTY,
 ) -> None:
     """Talk to a causal LM in the terminal; answers stream as they are generated."""
     from lmtune.generation.chat import chat_loop
     from lmtune.generation.generate import Generator, Settings
 
-    chat_loop(Generator.load(model_or_run), Settings(max_new_tokens, temperature, top_p))
+    chat_loop(Generator.load(model_or_run), Settings(max_new_tokens, temperature, top_p,
+                                                     repetition_penalty=repetition_penalty))
 
 
 @app.command()

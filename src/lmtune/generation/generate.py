@@ -22,7 +22,7 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from lmtune.config import DECODER_TASKS, ModelConfig
+from lmtune.config import DECODER_TASKS, REPETITION_PENALTY, ModelConfig
 from lmtune.errors import UserError
 from lmtune.evaluation.inference import eval_mode
 from lmtune.models.chat import render
@@ -33,7 +33,6 @@ from lmtune.training.device import resolve_precision
 from lmtune.training.progress import WorkProgress
 
 INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
-REPETITION_PENALTY = 1.0
 
 
 @dataclass
