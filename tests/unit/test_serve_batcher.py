@@ -81,3 +81,19 @@ def test_a_full_queue_is_refused():
         return await first
 
     assert asyncio.run(main()) == ["aa"]
+
+
+def test_inputs_beyond_the_queued_input_bound_are_refused_at_once():
+    async def main():
+        batcher = Batcher(doubling([]), max_batch_size=2, max_wait_ms=0, max_queued_inputs=3)
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit(["a", "b"], timeout=10))
+        await asyncio.sleep(0)  # queued, not yet taken by the worker
+        with pytest.raises(Overloaded, match="2 inputs queued"):
+            await batcher.submit(["c", "d"], timeout=10)
+        results = [await first]
+        results.append(await batcher.submit(["c", "d"], timeout=10))  # room again once the worker took them
+        await batcher.close()
+        return results
+
+    assert asyncio.run(main()) == [["aa", "bb"], ["cc", "dd"]]

@@ -24,9 +24,13 @@ class _Job:
 
 class Batcher:
     def __init__(self, predict: Callable[[list], list], max_batch_size: int = 32, max_wait_ms: float = 5,
-                 max_queue: int = 1024):
+                 max_queue: int = 1024, max_queued_inputs: int | None = None):
         self._predict = predict
         self.max_batch_size, self.max_wait, self.max_queue = max_batch_size, max_wait_ms / 1000, max_queue
+        # Inputs waiting, across requests: work queued beyond what the model gets through before clients time out
+        # would still be computed for nobody, so a request that would overfill it is refused at once (503).
+        self.max_queued_inputs = max_queued_inputs or 32 * max_batch_size
+        self._queued_inputs = 0
         self._queue: asyncio.Queue | None = None  # made in start(): it belongs to the server's event loop
         self._worker: asyncio.Task | None = None
         self._held: _Job | None = None  # taken from the queue but too big for the batch being filled
@@ -52,17 +56,21 @@ class Batcher:
         """The outputs for `inputs`; TimeoutError after `timeout` seconds, Overloaded when it cannot queue."""
         if self._closing or self._queue is None:
             raise Overloaded("the server is shutting down")
+        if self._queued_inputs + len(inputs) > self.max_queued_inputs and self._queued_inputs:
+            raise Overloaded(f"the server is busy ({self._queued_inputs} inputs queued); retry shortly")
         future = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Job(inputs, future))
         except asyncio.QueueFull:
             raise Overloaded(f"the server is busy ({self.max_queue} requests queued); retry shortly") from None
+        self._queued_inputs += len(inputs)
         # On timeout wait_for cancels the future, and the worker skips a job whose future is already done.
         return await asyncio.wait_for(future, timeout)
 
     async def _run(self) -> None:
         while True:
             batch, last = await self._collect()
+            self._queued_inputs -= sum(len(job.inputs) for job in batch)
             batch = [job for job in batch if not job.future.done()]
             if batch:
                 await self._serve(batch)
