@@ -416,6 +416,12 @@ def quiet_libraries() -> None:
     logging.getLogger().setLevel(logging.ERROR)
     logging.getLogger("lmtune").setLevel(logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.formatwarning = _one_line
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    """lmtune's warnings name the file and row already: the Python source line that raised them is noise."""
+    return f"warning: {message}\n"
 
 
 def main() -> None:

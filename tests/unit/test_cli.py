@@ -186,3 +186,14 @@ def test_library_noise_stays_off_the_console(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ONNX model in" in done.stderr
     assert "torchvision" not in done.stderr and "WARNING:root" not in done.stderr, done.stderr
+
+
+def test_warnings_print_as_one_line_without_the_source_line(monkeypatch):
+    import warnings
+
+    from lmtune.cli import quiet_libraries
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    quiet_libraries()
+    text = warnings.formatwarning("data.csv, row 3: no question text; left out", UserWarning, "squad.py", 45)
+    assert text == "warning: data.csv, row 3: no question text; left out\n"
