@@ -217,7 +217,8 @@ def predict(
     text_pair_column: Annotated[str | None, Opt()] = None,
     batch_size: Annotated[int, Opt()] = 64,
     chunk_rows: Annotated[int, Opt(help="Rows read, predicted and written at a time (bounds memory).")] = 10_000,
-    resume: Annotated[bool, Opt(help="Continue an interrupted job from the rows its .jsonl output holds.")] = False,
+    resume: Annotated[bool, Opt(help="Continue an interrupted job from the rows it wrote (a .jsonl output; they "
+                                     "wait in a hidden .partial file beside it until the job ends).")] = False,
     onnx_variant: Annotated[str, Opt(help="For an exported ONNX folder: fp32 or int8.")] = "fp32",
 ) -> None:
     """Predict for unlabelled inputs; streams large files in constant memory, in input order."""

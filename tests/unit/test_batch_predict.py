@@ -66,3 +66,25 @@ def test_stdin_lines_and_clear_errors(tiny_run, tmp_path, capsys):
     bad.write_text("id,text\n1,fine\n2,too,many\n")
     with pytest.raises(DataError, match=r"bad\.csv, row 2"):
         predict_file(tiny_run, str(bad), tmp_path / "o.jsonl")
+
+
+def test_a_killed_job_keeps_its_rows_for_resume_and_the_old_output_until_it_finishes(tiny_run, inputs, tmp_path,
+                                                                                      monkeypatch):
+    out = tmp_path / "out.jsonl"
+    out.write_text("an older job's output\n")
+    real, calls = Predictor.predict, []
+
+    def killed_on_the_second_chunk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", killed_on_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(tiny_run, str(inputs), out, chunk_rows=10)
+    assert out.read_text() == "an older job's output\n"
+    monkeypatch.setattr(Predictor, "predict", real)
+    assert predict_file(tiny_run, str(inputs), out, chunk_rows=10, resume=True) == 25
+    assert [r["row"] for r in read(out)] == list(range(1, 26))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

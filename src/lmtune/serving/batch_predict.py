@@ -11,8 +11,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import nullcontext
 from pathlib import Path
 
 from lmtune.api import Predictor, run_data_config
@@ -30,7 +30,12 @@ def predict_file(model_or_run: str | Path, path: str | None, output: Path | None
     as_csv = output is not None and output.suffix.lower() == ".csv"
     if resume and (output is None or as_csv):
         raise UserError("--resume needs a .jsonl --output: it continues from the rows already written there")
-    done = _complete_lines(output) if resume and output.exists() else 0
+    # Rows go to a hidden partial file beside `output` that takes its place at the end: an existing output is
+    # never cut short before the inputs have been read, and a killed job's rows stay there for --resume.
+    partial = output.with_name(f".{output.name}.partial") if output else None
+    target = partial if partial and (not resume or partial.exists() or not output.exists()) else output
+    done = _complete_lines(target) if resume and target.exists() else 0
+    into_partial = partial is not None and target == partial
     predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
     if text_column is None:
         trained = run_data_config(model_or_run)
@@ -38,37 +43,31 @@ def predict_file(model_or_run: str | Path, path: str | None, output: Path | None
         text_pair_column = text_pair_column or (trained.text_pair_column if getattr(predictor.task, "pair", False)
                                                 else None)
     total, header = done, not done
-    # A new output goes to a temporary file that replaces `output` at the end: an existing file is never cut
-    # short before the inputs have been read (a bad input file leaves it as it was).
-    target = output if done or output is None else output.with_name(f".{output.name}.tmp")
-    with _sink(target, append=bool(done), temporary=target != output) as sink:
-        for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done,
-                                 fields=predictor.task.input_fields):
-            results = predictor.predict(chunk, batch_size)
-            sink.write(_csv(results, header) if as_csv else
-                       "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
-            header = False
-            sink.flush()
-            if output:  # a killed job loses at most the chunk being written
-                os.fsync(sink.fileno())
-            total += len(results)
-    if target != output:
-        os.replace(target, output)
+    try:
+        with _sink(target, append=bool(done)) as sink:
+            for chunk in iter_chunks(path, text_column, text_pair_column, lines, chunk_rows, skip=done,
+                                     fields=predictor.task.input_fields):
+                results = predictor.predict(chunk, batch_size)
+                sink.write(_csv(results, header) if as_csv else
+                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+                header = False
+                sink.flush()
+                if output:  # a killed job loses at most the chunk being written
+                    os.fsync(sink.fileno())
+                total += len(results)
+    except BaseException:
+        if into_partial and partial.exists() and not partial.stat().st_size:
+            partial.unlink()  # nothing to resume from
+        raise
+    if into_partial:
+        os.replace(partial, output)
     return total
 
 
-@contextmanager
-def _sink(output: Path | None, append: bool, temporary: bool) -> Iterator:
+def _sink(output: Path | None, append: bool):
     if output is None:
-        yield sys.stdout
-        return
-    try:
-        with open(output, "a" if append else "w", encoding="utf-8", newline="") as handle:
-            yield handle
-    except BaseException:
-        if temporary:
-            output.unlink(missing_ok=True)
-        raise
+        return nullcontext(sys.stdout)
+    return open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115 - caller's `with`
 
 
 def _complete_lines(path: Path) -> int:
