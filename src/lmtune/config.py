@@ -194,10 +194,10 @@ def _default(section: Section, key: str, value: Any) -> None:
     section.model_fields_set.discard(key)
 
 
-DECODER_TASKS = ("sft", "clm")
+DECODER_TASKS = ("sft", "clm")  # tasks that train a causal LM: their defaults differ from the encoder tasks'
 # Greedy decoding's default repetition penalty, on the answer's own tokens: no loops left in 50 + 50 held-out
 # Alpaca en/zh answers, at about the same ROUGE-L (README, "Generation defaults").
-REPETITION_PENALTY = 1.1  # tasks that train a causal LM: their defaults differ from the encoder tasks'
+REPETITION_PENALTY = 1.1
 
 
 def model_kind_of(cfg: Config) -> str:

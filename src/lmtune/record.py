@@ -23,11 +23,15 @@ LIBRARIES = ("torch", "transformers", "accelerate", "peft", "datasets", "scikit-
 
 def run_record(cfg: Config) -> dict:
     data = {key: getattr(cfg.data, key) for key in ("train", "validation", "test") if getattr(cfg.data, key)}
-    return {"command": shlex.join(sys.argv), "python": platform.python_version(),
-            "libraries": {name: _version(name) for name in LIBRARIES},
-            "lmtune": __version__, "lmtune_commit": _commit(), "seed": cfg.train.seed,
+    return {"command": shlex.join(sys.argv), **environment(), "seed": cfg.train.seed,
             "data": {key: {"path": path, "sha256": data_digest(Path(path))} for key, path in data.items()},
             "base_model": {"name": cfg.model.name, "sha256": model_digest(cfg.model.name)}}
+
+
+def environment() -> dict:
+    """The software a run ran on: Python, the libraries that decide its numbers, lmtune and its commit."""
+    return {"python": platform.python_version(), "libraries": {name: _version(name) for name in LIBRARIES},
+            "lmtune": __version__, "lmtune_commit": _commit()}
 
 
 def data_digest(path: Path) -> str:

@@ -13,7 +13,7 @@ from lmtune.api import Run, model_dir, train
 from lmtune.config import Config, load_yaml
 from lmtune.errors import UserError
 from lmtune.evaluation.numbers import is_number
-from lmtune.record import data_digest, model_digest, run_record
+from lmtune.record import data_digest, environment, model_digest
 
 
 @dataclass
@@ -38,8 +38,9 @@ def reproduce(run_path: str | Path, output_dir: str | None = None) -> Reproducti
         file = Path(data["path"])
         if not file.exists():
             raise UserError(f"the {split} data {file} is gone; reproduce needs the files the run trained on")
-        if data_digest(file) != data["sha256"]:
-            raise UserError(f"the {split} data {file} changed since the run (sha256 {data_digest(file)}, recorded "
+        digest = data_digest(file)
+        if digest != data["sha256"]:
+            raise UserError(f"the {split} data {file} changed since the run (sha256 {digest}, recorded "
                             f"{data['sha256']}): a run on other data cannot reproduce this one")
     original = Config.model_validate(load_yaml(config_file))
     cfg = original.model_copy(update={"name": f"{original.name}-reproduced",
@@ -47,12 +48,14 @@ def reproduce(run_path: str | Path, output_dir: str | None = None) -> Reproducti
     differences = _differences(record, cfg)
     run = train(cfg)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    rows = [(key, value, _flat(run.metrics).get(key)) for key, value in _flat(metrics).items()]
+    now = _flat(run.metrics)
+    rows = [(key, value, now.get(key)) for key, value in _flat(metrics).items()]
     return Reproduction(run, rows, differences)
 
 
 def _differences(record: dict, cfg: Config) -> list[str]:
-    now = run_record(cfg)
+    """What differs from the record apart from the data (checked already): software and base model."""
+    now = environment()
     out = [f"{name} {record['libraries'].get(name)} then, {v} now" for name, v in now["libraries"].items()
            if record["libraries"].get(name) != v]
     then, current = (r["lmtune_commit"] or r["lmtune"] for r in (record, now))

@@ -50,7 +50,7 @@ def save(accelerator: Accelerator, root: Path, state: dict, keep: int, model: to
         _save_optimizer(optimizer.state_dict(), tmp / OPTIMIZER)
         write_json(tmp / "scheduler.json", scheduler.state_dict())
         if accelerator.scaler is not None:
-            write_json(tmp / "scaler.json", {k: _plain(v) for k, v in accelerator.scaler.state_dict().items()})
+            write_json(tmp / "scaler.json", accelerator.scaler.state_dict())  # write_json turns tensors into numbers
         write_json(tmp / STATE, state)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -155,6 +155,3 @@ def restore_rng(checkpoint: Path, process: int) -> None:
     version, words, python_gauss = meta["python"]
     random.setstate((version, tuple(words), python_gauss))
 
-
-def _plain(value):
-    return value.item() if isinstance(value, torch.Tensor) else value
