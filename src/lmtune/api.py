@@ -191,7 +191,7 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     else:
         data_report = fold_report(task, cfg, splits)
     cfg, path, data_report["reads_best"] = _model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
-    record = run_record(cfg)
+    record = run_record(cfg) if accelerator.is_main_process else None  # hashes the data: one process is enough
     tokenizer = load_tokenizer(path, cfg.model)
     encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
                for split, rows in splits.items()}
