@@ -11,6 +11,7 @@ from lmtune.config import TaskConfig
 from lmtune.models.chat import encode_chat
 from lmtune.tasks.sft import SFT
 from lmtune.training.batching import micro_batch_tokens, micro_batches
+from lmtune.training.long_rows import LongRows, every_nth
 from lmtune.training.loop import Objective, backward
 from lmtune.training.packing import CausalCollator
 
@@ -55,3 +56,41 @@ def test_auto_budget_follows_the_model_on_cpu_only(tiny_llama):
     assert tokens > 1000 and micro_batch_tokens("auto", torch.nn.Module(), torch.device("cpu")) is None
     assert micro_batch_tokens("auto", model, torch.device("cuda")) is None
     assert micro_batch_tokens(64, model, torch.device("cuda")) == 64
+
+
+def layer_calls(model) -> list[int]:
+    """Per decoder layer, how often its first norm runs: twice when the layer's activations are recomputed in the
+    backward pass (the checkpoint wraps the layer's forward, so hooks on the layer itself run once)."""
+    calls = [0] * len(model.model.layers)
+    for i, layer in enumerate(model.model.layers):
+        layer.input_layernorm.register_forward_pre_hook(lambda module, args, i=i: calls.__setitem__(i, calls[i] + 1))
+    return calls
+
+
+@pytest.mark.parametrize(("budget_share", "recomputed"), [(1.0, []), (0.6, [0, 2]), (0.1, [0, 1, 2, 3])])
+def test_a_row_over_the_budget_recomputes_layers_for_the_same_gradients(tiny_llama, budget_share, recomputed):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    chat = [{"role": "user", "content": "hello who are you"}, {"role": "assistant", "content": ANSWERS[2]}]
+    batch = CausalCollator(tokenizer.pad_token_id)([encode_chat(chat, tokenizer)])
+    task = SFT(TaskConfig(name="sft"))
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, num_hidden_layers=4)
+    model.train()
+    task.loss(model, batch).backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+
+    tokens = batch["input_ids"].numel()
+    long_rows = LongRows(model, int(tokens * budget_share), longest=tokens)
+    calls = layer_calls(model)
+    backward(Accelerator(cpu=True), model, Objective(loss=task.loss), micro_batches(batch, None), long_rows)
+    assert [i for i, n in enumerate(calls) if n == 2] == recomputed and set(calls) <= {1, 2}
+    assert not any(layer.gradient_checkpointing for layer in model.model.layers)  # off again after the row
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_recomputed_layers_leave_at_most_the_budget_storing():
+    for kept in (0.01, 0.3, 0.5, 0.6, 0.75, 0.9, 0.99):
+        k = every_nth(kept)
+        for layers in range(1, 40):
+            assert layers - len(range(0, layers, k)) <= kept * layers + 1e-9

@@ -25,7 +25,9 @@ from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl, read_jsonl, write_jsonl
 from lmtune.training import checkpoint
 from lmtune.training.batching import LengthGroupedBatches, micro_batch_tokens, micro_batches
+from lmtune.training.bf16_weights import Bf16FrozenWeights
 from lmtune.training.dropout import fast_dropout
+from lmtune.training.long_rows import LongRows
 from lmtune.training.memory import releaser
 from lmtune.training.optim import build_optimizer, build_scheduler, clip_gradients
 from lmtune.training.progress import Meter, TrainProgress
@@ -74,6 +76,10 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     optimizer = build_optimizer(model, cfg, accelerator.num_processes)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    long_rows = LongRows(accelerator.unwrap_model(model), micro_tokens, max(lengths, default=0))
+    bf16_weights = Bf16FrozenWeights(accelerator.unwrap_model(model),
+                                     run_dir / "checkpoints" / f"frozen-fp32-{accelerator.process_index}.safetensors",
+                                     cfg.bf16_frozen_weights and accelerator.mixed_precision == "bf16")
 
     ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
@@ -104,7 +110,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         """Evaluate, remember the best weights; True when early stopping says stop."""
         model.eval()
         t0 = time.perf_counter()
-        metrics = objective.evaluate(accelerator.unwrap_model(model))
+        with bf16_weights.restored():
+            metrics = objective.evaluate(accelerator.unwrap_model(model))
         model.train()
         if objective.metric not in metrics:
             names = ", ".join(k for k, v in metrics.items() if isinstance(v, int | float))
@@ -136,7 +143,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     release = releaser() if cfg.release_memory else None
     model.train()
     with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt(),
-          fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout)):
+          fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout), bf16_weights):
         try:
             while state["step"] < total and not stop:
                 sampler.set_epoch(state["epoch"])
@@ -151,7 +158,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                 for batch in batches:
                     with accelerator.accumulate(model):
                         loss = backward(accelerator, model, objective,
-                                        micro_batches(batch, micro_tokens, objective.units))
+                                        micro_batches(batch, micro_tokens, objective.units), long_rows)
                         if accelerator.sync_gradients:
                             if cfg.max_grad_norm:
                                 clip_gradients(accelerator, model, cfg.max_grad_norm)
@@ -221,12 +228,13 @@ def planned_steps(cfg: TrainConfig, per_epoch: int, announce: bool) -> int:
 
 
 def backward(accelerator: Accelerator, model: torch.nn.Module, objective: Objective,
-             pieces: list[tuple[dict, float]]) -> float:
+             pieces: list[tuple[dict, float]], long_rows: LongRows | None = None) -> float:
     """Gradients of the batch's mean loss, one micro-batch at a time (processes synchronise after the last one);
     returns the loss."""
     loss = 0.0
     for i, (piece, share) in enumerate(pieces):
-        with accelerator.no_sync(model) if i < len(pieces) - 1 else nullcontext():
+        with (accelerator.no_sync(model) if i < len(pieces) - 1 else nullcontext(),
+              long_rows.fitted(piece["input_ids"].numel()) if long_rows else nullcontext()):
             part = objective.loss(model, piece) * share
             accelerator.backward(part)
         loss += part.item()
