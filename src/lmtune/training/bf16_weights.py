@@ -2,12 +2,12 @@
 
 Under bf16 autocast every linear layer multiplies in bf16: a frozen fp32 weight is cast to a new bf16 copy at each
 forward, and autograd keeps that copy for the backward pass. A LoRA model is nearly all frozen weights, so a step
-held the fp32 weights plus a bf16 copy of each (smollm2-135m: 424 + 212 MB). Storing those weights in bf16 while
-training gives the same products (the same round-to-nearest cast, done once instead of at every forward) and
-neither the fp32 values nor the copies. The fp32 values wait in a file beside the checkpoints and are put back
-exactly for each evaluation and at the end, so evaluation, the saved model and all that follows see the original
-weights. Autocast has no such option, and loading the base model in bf16 (as many LoRA recipes do) would round
-the merged model's weights for good, hence this module.
+held the fp32 weights plus a bf16 copy of each: three times the bytes of the bf16 weights. Storing those weights
+in bf16 while training gives the same products (the same round-to-nearest cast, done once instead of at every
+forward) without the fp32 values or the copies. The fp32 values wait in a file beside the checkpoints and are put
+back exactly for each evaluation and at the end, so evaluation, the saved model and all that follows see the
+original weights. Autocast has no such option, and loading the base model in bf16 (as many LoRA recipes do) would
+round the merged model's weights for good, hence this module.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
 """Rows longer than the micro-batch budget recompute some layers' activations, so that the budget holds for them too.
 
 `train.micro_batch_tokens` bounds the padded tokens a micro-batch stores activations for, but a row longer than the
-budget can only go alone, and what it stores grows with its length: the longest of 100 Alpaca rows stores 1.6x the
-budget in smollm2-135m. For such a row every k-th transformer layer recomputes its activations in the backward pass
-instead of keeping them, k chosen so that the layers that keep theirs fit the budget; micro-batches within the
-budget recompute nothing. transformers' own switch checkpoints every layer for every batch (train.
-gradient_checkpointing: 42% longer LoRA SFT steps of smollm2-135m, measured), hence this per-micro-batch choice of
-the layers' own flags.
+budget can only go alone, and what it stores grows with its length. For such a row every k-th transformer layer
+recomputes its activations in the backward pass instead of keeping them, k chosen so that the layers that keep
+theirs fit the budget; micro-batches within the budget recompute nothing. transformers' own switch
+(train.gradient_checkpointing) recomputes every layer for every batch, a third more compute on every step (README,
+"Memory"), hence this per-micro-batch choice of the layers' own flags.
 """
 
 from __future__ import annotations
