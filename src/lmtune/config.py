@@ -84,6 +84,9 @@ class TaskConfig(Section):
     mask_probability: float = Field(0.15, gt=0, lt=1, description="Masked LM: share of tokens masked "
                                     "(of those: 80% [MASK], 10% a random token, 10% unchanged).")
     max_answer_length: int = Field(30, gt=0, description="Question answering: longest answer span, in tokens.")
+    tag_decoding: Literal["viterbi", "argmax"] = Field(
+        "viterbi", description="Token classification: each sentence's most likely valid BIO/BIOES tag sequence "
+        "(viterbi), or each word's most likely tag with invalid ones repaired (argmax).")
     n_best: int = Field(20, gt=0, description="Question answering: start/end candidates tried per window.")
     baselines: bool = Field(True, description="Classification: also score TF-IDF + logistic regression and "
                             "majority-class baselines on the same splits (seconds), with the model's lift.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from transformers import AutoTokenizer
@@ -15,7 +16,7 @@ from lmtune.config import DataConfig, ModelConfig, TaskConfig, build_config
 from lmtune.data.conll import read_tagged
 from lmtune.data.scripts import join_words
 from lmtune.errors import DataError
-from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
+from lmtune.evaluation.tagging import best_valid_tags, entity_spans, repair_tags, tagging_metrics
 from lmtune.tasks.token_classification import (
     IGNORE,
     TokenClassification,
@@ -158,6 +159,35 @@ def test_align_labels_truncated_sentence():
 ])
 def test_repair_tags(tags, bioes, expected):
     assert repair_tags(tags, bioes) == expected
+
+
+BIO = ["O", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def decoded(rows: list[list[float]], labels: list[str], bioes: bool = False) -> list[str]:
+    return [labels[i] for i in best_valid_tags(np.log(np.array(rows)), labels, bioes)]
+
+
+def test_a_wavering_word_inside_an_entity_no_longer_splits_it():
+    # Word 2 alone prefers O (0.5), which argmax + repair reads as ORG, O, ORG: two wrong entities.
+    # As one ORG the sentence scores .9*.8*.45*.8 = 0.259 > .9*.8*.5*(.1: B-ORG at 3) = 0.036.
+    rows = [[.05, .9, .02, .02, .01], [.05, .05, .8, .05, .05], [.5, .03, .45, .01, .01], [.05, .1, .8, .03, .02]]
+    assert decoded(rows, BIO) == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"]
+    argmax = [BIO[int(np.argmax(r))] for r in rows]
+    assert repair_tags(argmax) == ["B-ORG", "I-ORG", "O", "B-ORG"]
+
+
+def test_inside_tags_follow_their_own_type_and_never_start():
+    # I-PER is each word's favourite, but it can neither start the sentence nor follow B-ORG.
+    rows = [[.1, .3, .0, .2, .4], [.05, .0, .2, .05, .7]]
+    rows = [[max(p, 1e-6) for p in r] for r in rows]
+    assert decoded(rows, BIO) == ["B-PER", "I-PER"]  # .2*.7 beats B-ORG I-ORG .3*.2 and B-ORG O .3*.05
+
+
+def test_bioes_chunks_are_closed():
+    labels = ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
+    rows = [[.1, .6, .1, .1, .1], [.5, .1, .1, .2, .1]]  # B-LOC then O would leave the chunk open
+    assert decoded(rows, labels, bioes=True) == ["B-LOC", "E-LOC"]  # .6*.2 beats S-LOC O .1*.5 and O O .05
 
 
 # -- metrics -----------------------------------------------------------------------------------------

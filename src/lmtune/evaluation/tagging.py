@@ -1,13 +1,16 @@
 """Tag sequences: repairing invalid predictions, entity spans and entity-level metrics (seqeval).
 
-seqeval does the scoring (conlleval semantics) and the chunking. The repair is ours: seqeval only reads
-invalid sequences leniently, while predictions written to a file or served should be valid tag sequences.
+seqeval does the scoring (conlleval semantics) and the chunking. The repair and the constrained decoding are ours:
+seqeval only reads invalid sequences leniently, while predictions written to a file or served should be valid tag
+sequences, and no maintained library decodes a softmax tagger under BIO rules (CRF packages learn their own
+transition scores; AllenNLP's allowed_transitions is unmaintained).
 """
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 from seqeval.metrics import accuracy_score, classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 
@@ -29,6 +32,36 @@ def repair_tags(tags: list[str], bioes: bool = False) -> list[str]:
             if prefix in ("B-", "I-") and following not in (f"I-{kind}", f"E-{kind}"):
                 out[i] = ("S-" if prefix == "B-" else "E-") + kind
     return out
+
+
+def best_valid_tags(log_probs: np.ndarray, labels: list[str], bioes: bool = False) -> list[int]:
+    """The tag sequence with the highest total log-probability among valid ones (Viterbi): `I-X` only inside an
+    X chunk, and with BIOES every chunk closed by `E-X`/`S-X`. Per-word argmax followed by repair splits a long
+    entity wherever one word's tag wavers (an `O` or another type inside an organisation name), which costs a
+    wrong entity and a missed one; here the whole sentence decides. Labels without a prefix are always allowed."""
+    allowed = np.array([[_may_follow(a, b, bioes) for b in labels] for a in labels])
+    start = np.array([_may_follow("O", b, bioes) for b in labels])
+    end = np.array([_may_follow(a, "O", bioes) for a in labels])
+    penalty = np.where(allowed, 0.0, -np.inf)
+    score = np.where(start, log_probs[0], -np.inf)
+    back = np.zeros(log_probs.shape, dtype=int)
+    for i in range(1, len(log_probs)):
+        candidates = score[:, None] + penalty  # [previous, next]
+        back[i] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probs[i]
+    path = [int(np.where(end, score, -np.inf).argmax())]
+    for i in range(len(log_probs) - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    return path[::-1]
+
+
+def _may_follow(before: str, tag: str, bioes: bool) -> bool:
+    prefix, kind = tag[:2], tag[2:]
+    inside = before in (f"B-{kind}", f"I-{kind}")
+    if prefix in ("I-", "E-") and not inside:
+        return False
+    # With BIOES an open chunk must continue or end.
+    return not (bioes and before[:2] in ("B-", "I-") and not (prefix in ("I-", "E-") and kind == before[2:]))
 
 
 def entity_spans(tags: list[str], scores: list[float], spans: list[tuple[int, int]], text: str) -> list[dict]:

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import softmax
+from scipy.special import log_softmax
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
@@ -24,7 +24,7 @@ from lmtune.data.readers import file_label
 from lmtune.data.scripts import WORD, join_words
 from lmtune.errors import DataError, UserError
 from lmtune.evaluation.inference import model_outputs
-from lmtune.evaluation.tagging import entity_spans, repair_tags, tagging_metrics
+from lmtune.evaluation.tagging import best_valid_tags, entity_spans, repair_tags, tagging_metrics
 from lmtune.models.load import load_model
 
 IGNORE = -100  # the label torch's cross-entropy skips
@@ -124,16 +124,20 @@ class TokenClassification:
     # -- evaluation and prediction ------------------------------------------------------------------
     def word_tags(self, model, tokenizer, features: list[dict], n_words: list[int],
                   batch_size: int) -> list[tuple[list[str], list[float]]]:
-        """Repaired tags and scores (softmax probability of the predicted tag) per word, read at each word's
-        first sub-token; words cut off by truncation get 'O' with score 0."""
+        """Valid tags (task.tag_decoding) and scores (the probability of each word's tag) per word, read at each
+        word's first sub-token; words cut off by truncation get 'O' with score 0."""
         logits = model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision, per_token=True)
         out = []
         for f, n, row in zip(features, n_words, logits, strict=True):
-            probs = softmax(row.astype(np.float64), axis=-1)
+            positions = first_subtokens(f["word_ids"])  # the seen words, in order: truncation cuts the tail
+            log_probs = log_softmax(row[list(positions)].astype(np.float64), axis=-1)
+            if self.cfg.tag_decoding == "viterbi" and len(log_probs):
+                best = best_valid_tags(log_probs, self.labels, self.bioes)
+            else:
+                best = log_probs.argmax(axis=-1).tolist()
             tags, scores = ["O"] * n, [0.0] * n
-            for position, word in first_subtokens(f["word_ids"]).items():
-                best = int(probs[position].argmax())
-                tags[word], scores[word] = self.labels[best], float(probs[position, best])
+            for i, (word, tag) in enumerate(zip(positions.values(), best, strict=True)):
+                tags[word], scores[word] = self.labels[tag], float(np.exp(log_probs[i, tag]))
             out.append((repair_tags(tags, self.bioes), scores))
         return out
 
@@ -181,11 +185,13 @@ class TokenClassification:
 
     # -- saved state --------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"task": self.name, "labels": self.labels, "max_length": self.max_length}
+        return {"task": self.name, "labels": self.labels, "max_length": self.max_length,
+                "tag_decoding": self.cfg.tag_decoding}
 
     @classmethod
     def from_state(cls, state: dict) -> TokenClassification:
-        return cls(TaskConfig(name=cls.name), labels=state["labels"], max_length=state["max_length"])
+        cfg = TaskConfig(name=cls.name, tag_decoding=state.get("tag_decoding", "viterbi"))
+        return cls(cfg, labels=state["labels"], max_length=state["max_length"])
 
 
 def _return_unseen(splits: dict[str, pd.DataFrame]) -> None:
