@@ -6,7 +6,9 @@ held the fp32 weights plus a bf16 copy of each: three times the bytes of the bf1
 in bf16 while training gives the same products (the same round-to-nearest cast, done once instead of at every
 forward) without the fp32 values or the copies. The fp32 values wait in a file beside the checkpoints and are put
 back exactly for each evaluation and at the end, so evaluation, the saved model and all that follows see the
-original weights. Autocast has no such option, and loading the base model in bf16 (as many LoRA recipes do) would
+original weights. transformers maps the weight files into memory, and a tensor still pointing there keeps the whole
+file's pages counted as the process's, so the frozen tensors that stay fp32 (embeddings, norms) get memory of their
+own first. Autocast has no such option, and loading the base model in bf16 (as many LoRA recipes do) would
 round the merged model's weights for good, hence this module.
 """
 
@@ -24,6 +26,7 @@ class Bf16FrozenWeights:
     """A context for the training loop; `restored()` puts the original weights back within it."""
 
     def __init__(self, model: nn.Module, store: Path, enabled: bool):
+        self.model = model
         self.linears = frozen_linears(model) if enabled else {}
         self.store = store
         self.active = False
@@ -33,6 +36,10 @@ class Bf16FrozenWeights:
             self.store.parent.mkdir(parents=True, exist_ok=True)
             save_file({name: m.weight.detach().cpu() for name, m in self.linears.items()}, self.store)
             self._to_bf16()
+            cast = {id(m.weight) for m in self.linears.values()}
+            for tensor in [*self.model.parameters(), *self.model.buffers()]:
+                if id(tensor) not in cast and not tensor.requires_grad:
+                    tensor.data = tensor.data.clone()
         return self
 
     def __exit__(self, *exc) -> None:
