@@ -37,10 +37,14 @@ def test_only_frozen_unshared_linears_change_and_come_back_exactly(tiny_llama, t
     chosen = frozen_linears(model)
     assert chosen and all(name.endswith("base_layer") for name in chosen)  # not LoRA's A/B, not the tied head
     before = {name: m.weight.detach().clone() for name, m in chosen.items()}
+    embeddings = model.get_input_embeddings().weight
+    mapped, values = embeddings.data_ptr(), embeddings.detach().clone()
     store = tmp_path / "ckpt" / "frozen.safetensors"
     with Bf16FrozenWeights(model, store, enabled=True) as held:
         assert all(m.weight.dtype == torch.bfloat16 for m in chosen.values()) and store.exists()
         assert model.get_output_embeddings().weight.dtype == torch.float32
+        # Tensors that stay fp32 leave the memory they were loaded into (a mapped file), values unchanged.
+        assert embeddings.data_ptr() != mapped and torch.equal(embeddings, values)
         with held.restored():
             assert all(torch.equal(m.weight, before[name]) for name, m in chosen.items())
         assert all(m.weight.dtype == torch.bfloat16 for m in chosen.values())
