@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -70,3 +73,10 @@ def test_backward_keeps_only_the_boolean_mask():
     out.sum().backward()
     kept = out != 0
     torch.testing.assert_close(x.grad, kept.float() / 0.7, rtol=1e-4, atol=0)
+
+
+def test_importing_lmtune_registers_no_attention_with_transformers():
+    code = ("import lmtune.api, lmtune.cli\nfrom transformers import AttentionInterface\n"
+            f"print({ATTENTION!r} in AttentionInterface._global_mapping)")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "False"

@@ -80,10 +80,6 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
-AttentionInterface.register(ATTENTION, attention)
-AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-
-
 @contextmanager
 def fast_dropout(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Swap the model's Dropout modules (and SDPA attention) for the fast ones while training, and put them back
@@ -94,6 +90,9 @@ def fast_dropout(model: nn.Module, enabled: bool = True) -> Iterator[None]:
     before = getattr(getattr(model, "config", None), "_attn_implementation", None)
     switch = enabled and before == "sdpa" and hasattr(model, "set_attn_implementation")
     if switch:
+        # Registered here, not at import: importing lmtune leaves transformers' registries as they were.
+        AttentionInterface.register(ATTENTION, attention)
+        AttentionMaskInterface.register(ATTENTION, sdpa_mask)
         model.set_attn_implementation(ATTENTION)
     try:
         yield
