@@ -9,7 +9,15 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from lmtune.config import TrainConfig
-from lmtune.training.optim import build_optimizer, clip_gradients
+from lmtune.training import sparse_embeddings
+from lmtune.training.loop import clip_gradients
+from lmtune.training.optim import build_optimizer
+
+
+def build_optimizer_for(model: torch.nn.Module, cfg: TrainConfig, processes: int = 1) -> torch.optim.Optimizer:
+    """As training builds it: the embedding made sparse where it can be first."""
+    sparse_embeddings.prepare(model, cfg, processes)
+    return build_optimizer(model, cfg)
 
 
 class _Accelerator:
@@ -48,8 +56,8 @@ def test_first_step_equals_dense_adamw(tiny_bert, max_norm):
     optimisers must leave every parameter equal."""
     cfg = TrainConfig(weight_decay=0.0, lr=1e-2)
     dense, sparse = _classifier(tiny_bert), _classifier(tiny_bert)
-    dense_opt = build_optimizer(dense, cfg.model_copy(update={"sparse_embeddings": False}))
-    sparse_opt = build_optimizer(sparse, cfg)
+    dense_opt = build_optimizer_for(dense, cfg.model_copy(update={"sparse_embeddings": False}))
+    sparse_opt = build_optimizer_for(sparse, cfg)
     assert sparse.get_input_embeddings().sparse and not dense.get_input_embeddings().sparse
     ids = torch.tensor([[2, 70, 71, 70, 3], [2, 72, 73, 74, 3]])  # a repeated row: its gradients must sum
     _step(dense, dense_opt, ids, max_norm)
@@ -63,8 +71,8 @@ def test_rows_keep_coasting_on_momentum_like_dense_adamw(tiny_bert):
     as torch's dense AdamW moves it (no weight decay, which dense AdamW also applies to never-used rows)."""
     cfg = TrainConfig(weight_decay=0.0, lr=1e-2)
     dense, sparse = _classifier(tiny_bert), _classifier(tiny_bert)
-    dense_opt = build_optimizer(dense, cfg.model_copy(update={"sparse_embeddings": False}))
-    sparse_opt = build_optimizer(sparse, cfg)
+    dense_opt = build_optimizer_for(dense, cfg.model_copy(update={"sparse_embeddings": False}))
+    sparse_opt = build_optimizer_for(sparse, cfg)
     batches = [torch.tensor([[2, 70, 71, 3], [2, 72, 73, 3]]), torch.tensor([[2, 80, 81, 3], [2, 82, 70, 3]])]
     for step in range(5):
         _step(dense, dense_opt, batches[step % 2], None)  # unclipped: the norms' summation order differs
@@ -77,7 +85,7 @@ def test_rows_keep_coasting_on_momentum_like_dense_adamw(tiny_bert):
 
 def test_rows_never_used_stay_put(tiny_bert):
     model = _classifier(tiny_bert)
-    optimizer = build_optimizer(model, TrainConfig(lr=1e-2))  # weight decay 0.01 on
+    optimizer = build_optimizer_for(model, TrainConfig(lr=1e-2))  # weight decay 0.01 on
     before = model.get_input_embeddings().weight.detach().clone()
     used = torch.tensor([[2, 70, 71, 3], [2, 72, 73, 3]])
     for _ in range(3):
@@ -91,11 +99,11 @@ def test_rows_never_used_stay_put(tiny_bert):
 
 def test_state_survives_a_checkpoint_round_trip(tiny_bert):
     model = _classifier(tiny_bert)
-    optimizer = build_optimizer(model, TrainConfig())
+    optimizer = build_optimizer_for(model, TrainConfig())
     ids = torch.tensor([[2, 70, 71, 3], [2, 72, 73, 3]])
     _step(model, optimizer, ids, 1.0)
     twin_model = copy.deepcopy(model)
-    twin = build_optimizer(twin_model, TrainConfig())
+    twin = build_optimizer_for(twin_model, TrainConfig())
     twin.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # as from a checkpoint: no shared tensors
     _step(model, optimizer, ids, 1.0)
     _step(twin_model, twin, ids, 1.0)
@@ -105,17 +113,17 @@ def test_state_survives_a_checkpoint_round_trip(tiny_bert):
 
 def test_dense_where_sparse_cannot_apply(tiny_bert):
     tied = AutoModelForMaskedLM.from_pretrained(tiny_bert)  # the MLM head shares the embedding matrix
-    build_optimizer(tied, TrainConfig())
+    build_optimizer_for(tied, TrainConfig())
     assert not tied.get_input_embeddings().sparse
     frozen = _classifier(tiny_bert)
     frozen.get_input_embeddings().requires_grad_(False)
-    build_optimizer(frozen, TrainConfig())
+    build_optimizer_for(frozen, TrainConfig())
     assert not frozen.get_input_embeddings().sparse
     several = _classifier(tiny_bert)
-    build_optimizer(several, TrainConfig(), processes=2)  # DDP would all-reduce it densely
+    build_optimizer_for(several, TrainConfig(), processes=2)  # DDP would all-reduce it densely
     assert not several.get_input_embeddings().sparse
     sgd = _classifier(tiny_bert)
-    build_optimizer(sgd, TrainConfig(optimizer="sgd"))
+    build_optimizer_for(sgd, TrainConfig(optimizer="sgd"))
     assert not sgd.get_input_embeddings().sparse
 
 
@@ -124,7 +132,7 @@ def test_sparse_clipping_unscales_fp16_gradients_first(tiny_bert):
     bound the true gradient is under leaves it alone however large the loss scale made it."""
     plain, scaled = _classifier(tiny_bert), _classifier(tiny_bert)
     for model in (plain, scaled):
-        build_optimizer(model, TrainConfig())
+        build_optimizer_for(model, TrainConfig())
         ids = torch.tensor([[2, 70, 71, 3], [2, 72, 73, 3]])
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1])).loss
         (loss * (1024.0 if model is scaled else 1.0)).backward()

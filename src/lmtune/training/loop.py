@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader
 from lmtune.config import TrainConfig
 from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import append_jsonl, read_jsonl, write_jsonl
-from lmtune.training import checkpoint
+from lmtune.training import checkpoint, sparse_embeddings
 from lmtune.training.batching import LengthGroupedBatches, micro_batch_tokens, micro_batches
 from lmtune.training.bf16_weights import Bf16FrozenWeights
 from lmtune.training.dropout import fast_dropout
 from lmtune.training.long_rows import LongRows
 from lmtune.training.memory import releaser
-from lmtune.training.optim import build_optimizer, build_scheduler, clip_gradients
+from lmtune.training.optim import build_optimizer, build_scheduler
 from lmtune.training.progress import Meter, TrainProgress
 
 LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
@@ -73,7 +73,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     per_epoch = math.ceil(math.ceil(len(sampler) / accelerator.num_processes) / cfg.grad_accum)
     micro_tokens = micro_batch_tokens(cfg.micro_batch_tokens, model, accelerator.device)
     total = cfg.max_steps or planned_steps(cfg, per_epoch, accelerator.is_main_process)
-    optimizer = build_optimizer(model, cfg, accelerator.num_processes)
+    sparse_embeddings.prepare(model, cfg, accelerator.num_processes)  # the model's one change before training
+    optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     long_rows = LongRows(accelerator.unwrap_model(model), micro_tokens, max(lengths, default=0))
@@ -225,6 +226,15 @@ def planned_steps(cfg: TrainConfig, per_epoch: int, announce: bool) -> int:
               f"least train.min_steps={cfg.min_steps} updates to learn (--set train.min_steps=null: exactly "
               "--epochs)")
     return epochs * per_epoch
+
+
+def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: float) -> None:
+    """Accelerate's clipping (it unscales fp16 and knows DeepSpeed/FSDP), unless a gradient is sparse: torch's
+    clip_grad_norm_ cannot take those (sparse_embeddings.clip_sparse)."""
+    if any(p.grad is not None and p.grad.is_sparse for p in model.parameters()):
+        sparse_embeddings.clip_sparse(accelerator, model, max_norm)
+    else:
+        accelerator.clip_grad_norm_(model.parameters(), max_norm)
 
 
 def backward(accelerator: Accelerator, model: torch.nn.Module, objective: Objective,
