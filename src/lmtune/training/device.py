@@ -14,8 +14,8 @@ from lmtune.config import TrainConfig
 
 @cache
 def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls run several times faster than fp32 there (measured ~4x on the
-    2-core dev machine, see benchmarks/). Without them bf16 is emulated and slower, so stay in fp32."""
+    """AVX512-BF16 or AMX: bf16 matmuls run several times faster than fp32 there (README, Speed). Without them
+    bf16 is emulated and slower, so stay in fp32."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

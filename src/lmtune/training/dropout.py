@@ -1,9 +1,9 @@
 """Dropout with a cheaper random mask on CPU, for the length of a training run.
 
-torch's CPU dropout draws one Bernoulli sample per element; on the 2-core dev machine that was 14% of a minilm
-training step, more than all LayerNorms, GELUs and softmaxes together. Drawing 64 random bits per four elements
-and reading them as 16-bit lanes keeps each element with probability 1 - p (p rounded to 1/65536), from the same
-seeded generator, six times faster; the training step got 1.12x faster (interleaved A/B, see the issue 7 note).
+torch's CPU dropout draws one Bernoulli sample per element, which on a small encoder costs more of a training step
+than all LayerNorms, GELUs and softmaxes together. Drawing 64 random bits per four elements and reading them as
+16-bit lanes keeps each element with probability 1 - p (p rounded to 1/65536), from the same seeded generator, at a
+fraction of the cost (README, Speed).
 Nothing in torch or transformers offers this, hence the hand-written mask. CUDA's fused dropout is fast already,
 so only CPU tensors take this path.
 
