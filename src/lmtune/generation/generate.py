@@ -30,6 +30,7 @@ from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
 from lmtune.training.device import resolve_precision
+from lmtune.training.memory import releaser
 from lmtune.training.progress import WorkProgress
 
 INCOMPLETE = "\ufffd"  # what decoding shows for the bytes of a character whose last bytes are still to come
@@ -110,6 +111,8 @@ class Generator:
                 new = ids[:, batch["input_ids"].shape[1]:]
                 for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
                     out[i] = cut_at_stop(text.rstrip(INCOMPLETE), settings.stop)
+                if release := releaser():  # each batch grows KV caches of its own sizes: hand them back
+                    release()
         return out
 
     def stream(self, prompt: str, settings: Settings | None = None) -> Iterator[str]:

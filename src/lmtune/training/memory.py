@@ -1,4 +1,5 @@
-"""Hand memory that training has freed back to the system (switch: train.release_memory).
+"""Hand freed memory back to the system: after each optimiser step (switch: train.release_memory) and after each
+batch of generated answers.
 
 Training with length-grouped batches allocates tensors of a new shape at nearly every step. glibc's malloc keeps
 freed blocks for reuse and returns memory to the system only from the top of its heaps, so the process keeps
