@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 from lmtune.api import train
 from lmtune.errors import ConfigError, Interrupted
 from lmtune.io import read_jsonl
-from lmtune.training import checkpoint
+from lmtune.training import checkpoint, loop
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STEPS = 24  # 16 steps an epoch: a stop at step 16 is also an epoch's end
@@ -61,6 +62,30 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_unstopped_one(tiny_b
     losses = [[(r["step"], r["loss"]) for r in log if "loss" in r] for log in logs]
     assert losses[1] == losses[0]  # each step once, with the same loss
     assert [r["step"] for r in logs[1] if "eval" in r] == [r["step"] for r in logs[0] if "eval" in r]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_in_the_middle_of_a_step_stops_after_it_and_resumes_exactly(tiny_bert, tmp_path, monkeypatch,
+                                                                             signum):
+    """`kill` or Ctrl-C arrive anywhere, here between a step's backward pass and its optimizer update (step 7, with
+    checkpoints every 2 steps): the run finishes that step, saves it, and the resumed run is the unstopped one."""
+    whole = train(config(tiny_bert, tmp_path, "whole"))
+    clip, calls = loop.clip_gradients, []
+
+    def clip_then_signal(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signum)
+        return clip(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "clip_gradients", clip_then_signal)
+        with pytest.raises(Interrupted, match="after step 7"):
+            train(config(tiny_bert, tmp_path, "stopped"))
+    resumed = train({"name": "stopped", "output_dir": str(tmp_path / "runs")}, resume=True)
+    weights = [load_file(str(run.path / "model" / "model.safetensors")) for run in (whole, resumed)]
+    assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])
+    assert resumed.metrics["validation"] == whole.metrics["validation"]
 
 
 class Planted:

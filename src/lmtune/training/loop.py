@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
         state["seconds"] = elapsed()
         checkpoint.save(accelerator, ckpt_dir, state, cfg.keep_checkpoints, model, optimizer, scheduler)
 
+    def stopped() -> None:
+        save()
+        raise Interrupted(f"stopped after step {state['step']}; checkpoint saved, continue with --resume")
+
     started, offset = time.perf_counter(), state["seconds"]
 
     def elapsed() -> float:
@@ -143,7 +148,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
     release = releaser() if cfg.release_memory else None
     model.train()
-    with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, sigterm_as_interrupt(),
+    with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, StopRequests() as stops,
           fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout), bf16_weights):
         try:
             while state["step"] < total and not stop:
@@ -192,6 +197,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                         save()
                     if stop or step >= total:
                         break
+                    if stops.agreed(accelerator):
+                        stopped()
                 else:
                     state["epoch"], state["batch"] = state["epoch"] + 1, 0
                     if objective.evaluate and not cfg.eval_every:
@@ -199,9 +206,8 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                         if not cfg.save_every:
                             save()
         except KeyboardInterrupt:
-            save()
-            raise Interrupted(f"interrupted at step {state['step']}; checkpoint saved, continue with --resume") \
-                from None
+            raise Interrupted(f"interrupted in step {state['step'] + 1}; the run continues from its last checkpoint "
+                              "with --resume") from None
 
         last_eval = state["history"][-1]["step"] if state["history"] else None
         if objective.evaluate and last_eval != state["step"]:
@@ -251,21 +257,39 @@ def backward(accelerator: Accelerator, model: torch.nn.Module, objective: Object
     return loss
 
 
-@contextmanager
-def sigterm_as_interrupt():
-    """Schedulers and `kill` stop jobs with SIGTERM: treat it like Ctrl-C, so the run saves a checkpoint."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopRequests:
+    """SIGTERM (schedulers, `kill`) and a first Ctrl-C ask the run to stop at the end of the step it is in, where a
+    checkpoint holds a consistent state: raised in the middle of a step, the interrupt left a checkpoint whose
+    weights, optimizer, counters and random state disagreed, and the resumed run drifted. A second Ctrl-C stops at
+    once, without a checkpoint."""
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self):
+        self.requested = False
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __enter__(self) -> StopRequests:
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("stopping at the end of this step to save a checkpoint (Ctrl-C again: stop now, unsaved)",
+              file=sys.stderr, flush=True)
+
+    def agreed(self, accelerator: Accelerator) -> bool:
+        """Whether to stop now: every process stops at the same step, or the others would wait for it forever."""
+        if accelerator.num_processes == 1:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum").item())
 
 
 def _best_record(history: list[dict], best: float | None, metric: str) -> dict | None:
