@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lmtune.config import TaskConfig
 from lmtune.data.clean import CHARS_PER_TOKEN
 from lmtune.evaluation import baselines
 from lmtune.evaluation.classification import MATRIX_LIMIT, TOP_CONFUSIONS, single_label_metrics
+from lmtune.tasks.classification import TOP_PROBABILITIES, Classification
 from lmtune.tasks.text_inputs import encode_texts
 
 
@@ -57,3 +59,19 @@ def test_a_large_label_set_keeps_its_top_confusions_not_the_matrix():
     assert [t["count"] for t in top] == sorted((t["count"] for t in top), reverse=True)
     assert all(t["gold"] != t["predicted"] for t in top)
     assert "confusion_matrix" in single_label_metrics(np.eye(3)[[0, 1, 2]], np.array([0, 1, 1]), ["a", "b", "c"])
+
+
+def test_predictions_of_a_large_label_set_carry_their_most_likely_classes_only():
+    for k in (MATRIX_LIMIT, MATRIX_LIMIT + 1):
+        task = Classification(TaskConfig(name="classification"), labels=[f"c{i}" for i in range(k)])
+        probs = np.full((2, k), 0.5 / (k - 3))
+        probs[:, :3] = 0.0
+        probs[0, [5, 9]], probs[1, [2, 0, 1]] = [0.3, 0.2], [0.25, 0.15, 0.1]
+        records = task._records(pd.DataFrame({"text": ["a", "b"]}), probs / probs.sum(axis=1, keepdims=True))
+        assert [r["label"] for r in records] == ["c5", "c2"]
+        if k <= MATRIX_LIMIT:
+            assert len(records[0]["probabilities"]) == k and "top_probabilities" not in records[0]
+        else:
+            top = records[1]["top_probabilities"]
+            assert "probabilities" not in records[1] and len(top) == TOP_PROBABILITIES
+            assert list(top)[:3] == ["c2", "c0", "c1"] and list(top.values()) == sorted(top.values(), reverse=True)

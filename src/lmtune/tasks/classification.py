@@ -12,10 +12,17 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
 from lmtune.data import check_labels_seen, load_labelled
-from lmtune.evaluation.classification import best_threshold, multi_label_metrics, single_label_metrics
+from lmtune.evaluation.classification import (
+    MATRIX_LIMIT,
+    best_threshold,
+    multi_label_metrics,
+    single_label_metrics,
+)
 from lmtune.evaluation.inference import model_outputs
 from lmtune.models.load import load_model
 from lmtune.tasks.text_inputs import add_gold, encode_texts, encode_unlabelled, load_texts, text_records
+
+TOP_PROBABILITIES = 10
 
 
 class Classification:
@@ -135,15 +142,18 @@ class Classification:
         return self._records(rows, self.probabilities(model, tokenizer, features, batch_size))
 
     def _records(self, rows: pd.DataFrame, probs: np.ndarray) -> list[dict]:
+        """Each row's label(s) and probabilities; beyond MATRIX_LIMIT classes only the TOP_PROBABILITIES most
+        likely ones, as `top_probabilities` (all 10,000 of a 10,000-class file made a 400 MB predictions file)."""
         out = text_records(rows, self.pair)
-        for record, p in zip(out, probs, strict=True):
-            scores = {c: round(float(s), 6) for c, s in zip(self.labels, p, strict=True)}
+        every = len(self.labels) <= MATRIX_LIMIT
+        for record, p in zip(out, probs.round(6), strict=True):
             if self.multi_label:
-                record["labels"] = [c for c, s in scores.items() if s >= self.threshold]
+                record["labels"] = [self.labels[i] for i in np.flatnonzero(p >= self.threshold)]
             else:
-                record["label"] = self.labels[int(p.argmax())]
-                record["score"] = scores[record["label"]]
-            record["probabilities"] = scores
+                best = int(p.argmax())
+                record["label"], record["score"] = self.labels[best], float(p[best])
+            shown = range(len(p)) if every else np.argsort(-p, kind="stable")[:TOP_PROBABILITIES]
+            record["probabilities" if every else "top_probabilities"] = {self.labels[i]: float(p[i]) for i in shown}
         return out
 
     # -- saved state --------------------------------------------------------------------------------
