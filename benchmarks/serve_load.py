@@ -16,6 +16,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -82,8 +83,18 @@ def rss_kb(pid: int) -> int:
 
 
 def soak(port: int, pid: int, texts: list[str], clients: int, seconds: float) -> dict:
-    load(port, texts[:200], 8)  # warm-up: the first batches of each shape allocate what later ones reuse
+    # Warm-up at the same load: the first batches of each size allocate what later ones reuse.
+    load(port, texts * 8, clients)  # 3,200 requests with the default 400 texts: ~15 s here
     before, stop_at = rss_kb(pid), time.monotonic() + seconds
+    series: list[float] = []
+
+    def sample() -> None:
+        while time.monotonic() < stop_at:
+            series.append(round(rss_kb(pid) / 1024, 1))
+            time.sleep(5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
 
     def client_loop(k: int) -> list[tuple[float, bool]]:
         results, i = [], k
@@ -98,7 +109,7 @@ def soak(port: int, pid: int, texts: list[str], clients: int, seconds: float) ->
     after = rss_kb(pid)
     return {"clients": clients, "seconds": seconds, **summary(results, seconds),
             "rss_mb_after_warmup": round(before / 1024, 1), "rss_mb_end": round(after / 1024, 1),
-            "rss_growth_pct": round(100 * (after - before) / before, 2)}
+            "rss_growth_pct": round(100 * (after - before) / before, 2), "rss_mb_every_5_s": series}
 
 
 def main() -> None:
