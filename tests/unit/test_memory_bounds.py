@@ -75,3 +75,9 @@ def test_predictions_of_a_large_label_set_carry_their_most_likely_classes_only()
             top = records[1]["top_probabilities"]
             assert "probabilities" not in records[1] and len(top) == TOP_PROBABILITIES
             assert list(top)[:3] == ["c2", "c0", "c1"] and list(top.values()) == sorted(top.values(), reverse=True)
+
+
+def test_logistic_regression_is_left_out_where_its_solver_would_not_fit_in_memory():
+    many = Classification(TaskConfig(name="classification"), labels=[f"c{i}" for i in range(10_000)])
+    assert "tfidf_logreg" not in baselines._names(many, 16_000)  # 160M scores per dense matrix
+    assert "tfidf_logreg" in baselines._names(many, 1_000) and "majority" in baselines._names(many, 16_000)

@@ -29,6 +29,9 @@ BASELINES = ("tfidf_logreg", "majority", "bilstm")
 LIFTS = {"lift": "tfidf_logreg", "lift_bilstm": "bilstm"}  # metrics key -> the baseline the model is compared with
 log = logging.getLogger(__name__)
 COEFFICIENTS = 20_000_000  # the most classes x features TF-IDF + LR may hold: 160 MB of float64 weights
+# The most training rows x classes LR's solver may hold: it keeps several dense matrices of that shape (scores,
+# probabilities, their gradient); 10,000 classes x 16,000 rows took it past 5 GB.
+SCORES = 40_000_000
 
 
 def run_baselines(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
@@ -50,7 +53,7 @@ def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[di
     the last evaluated split."""
     out: dict = {}
     correct: dict[str, np.ndarray] = {}
-    names = _names(task)
+    names = _names(task, len(splits["train"]))
     with WorkProgress("baselines", len(names)) as progress:
         for name in names:
             model = _fit(name, task, splits)
@@ -71,8 +74,13 @@ def baseline_metrics(task, splits: dict[str, pd.DataFrame], predictions: list[di
     return out
 
 
-def _names(task) -> list[str]:
-    return [n for n in BASELINES if n != "bilstm" or task.cfg.lstm_baseline]
+def _names(task, rows: int) -> list[str]:
+    names = [n for n in BASELINES if n != "bilstm" or task.cfg.lstm_baseline]
+    if rows * len(task.labels) > SCORES:
+        log.warning("TF-IDF + logistic regression baseline skipped: %s training rows x %s classes is more than "
+                    "its solver can hold in memory", f"{rows:,}", f"{len(task.labels):,}")
+        names.remove("tfidf_logreg")
+    return names
 
 
 def _fit(name: str, task, splits: dict[str, pd.DataFrame]):
