@@ -78,6 +78,8 @@ def test_rows_keep_coasting_on_momentum_like_dense_adamw(tiny_bert):
         _step(dense, dense_opt, batches[step % 2], None)  # unclipped: the norms' summation order differs
         _step(sparse, sparse_opt, batches[step % 2], None)
     for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        if name.endswith("attention.self.key.bias"):
+            continue  # softmax cancels a key bias: its gradient is rounding noise, which Adam scales to lr-sized steps
         # 1e-5: the fused kernel's rounding differs from the row arithmetic's by ~1e-7, and Adam divides
         # near-zero gradients by their own size, so five steps at lr 1e-2 grow it to ~2e-6
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
