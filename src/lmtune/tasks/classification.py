@@ -146,11 +146,11 @@ class Classification:
         likely ones, as `top_probabilities` (all 10,000 of a 10,000-class file made a 400 MB predictions file)."""
         out = text_records(rows, self.pair)
         every = len(self.labels) <= MATRIX_LIMIT
-        for record, p in zip(out, probs.round(6), strict=True):
+        for record, raw, p in zip(out, probs, probs.round(6), strict=True):
             if self.multi_label:
                 record["labels"] = [self.labels[i] for i in np.flatnonzero(p >= self.threshold)]
             else:
-                best = int(p.argmax())
+                best = int(raw.argmax())  # unrounded: the rounding must not decide between near-equal classes
                 record["label"], record["score"] = self.labels[best], float(p[best])
             shown = range(len(p)) if every else np.argsort(-p, kind="stable")[:TOP_PROBABILITIES]
             record["probabilities" if every else "top_probabilities"] = {self.labels[i]: float(p[i]) for i in shown}

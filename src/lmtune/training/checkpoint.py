@@ -154,4 +154,3 @@ def restore_rng(checkpoint: Path, process: int) -> None:
     np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), position, has_gauss, gauss))
     version, words, python_gauss = meta["python"]
     random.setstate((version, tuple(words), python_gauss))
-

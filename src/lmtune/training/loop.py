@@ -78,12 +78,11 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     long_rows = LongRows(accelerator.unwrap_model(model), micro_tokens, max(lengths, default=0))
     bf16_weights = Bf16FrozenWeights(accelerator.unwrap_model(model),
-                                     run_dir / "checkpoints" / f"frozen-fp32-{accelerator.process_index}.safetensors",
+                                     ckpt_dir / f"frozen-fp32-{accelerator.process_index}.safetensors",
                                      cfg.bf16_frozen_weights and accelerator.mixed_precision == "bf16")
-
-    ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
     saved = checkpoint.load_latest(accelerator, ckpt_dir, model, optimizer, scheduler) if resume else None
     state, resumed_from = saved or (state, None)
