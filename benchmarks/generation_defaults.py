@@ -22,6 +22,7 @@ from shared_data import ALPACA, ALPACA_ZH, require
 
 from lmtune.evaluation.generation import generation_metrics
 from lmtune.generation.generate import Generator, Settings
+from lmtune.trained.generator import load_generator
 
 
 def held_out(path: Path, rows: int) -> tuple[list[str], list[str]]:
@@ -54,7 +55,7 @@ def main() -> None:
     sets = {"en": held_out(ALPACA, args.rows), "zh": held_out(ALPACA_ZH, args.rows)}
     results = []
     for model in args.models:
-        generator = Generator.load(model)
+        generator = load_generator(model)
         for language, (prompts, references) in sets.items():
             for penalty in args.penalties:
                 result = {"model": model, "language": language, "penalty": penalty,

@@ -50,8 +50,8 @@ def predictors(run: Path, folder: Path) -> dict[str, Callable[[pd.DataFrame, int
     from lmtune.api import Predictor
     from lmtune.config import ModelConfig
     from lmtune.models.load import load_tokenizer
-    from lmtune.serving.onnx_export import load_onnx_model
     from lmtune.tasks import saved_task
+    from lmtune.trained.onnx_model import load_onnx_model
 
     def onnx(variant: str):
         task, model = saved_task(folder), load_onnx_model(folder, variant)

@@ -49,9 +49,10 @@ def training_run(precision: str, steps: int, out: Path) -> dict:
 
 def decoding(batch: int, tokens: int = 32) -> dict:
     """Greedy tokens/s of smollm2-135m: one token per row per step, so every step reads all the weights."""
-    from lmtune.generation.generate import Generator, Settings
+    from lmtune.generation.generate import Settings
+    from lmtune.trained.generator import load_generator
 
-    generator = Generator.load("smollm2-135m", precision="fp32")
+    generator = load_generator("smollm2-135m", precision="fp32")
     prompts = [generator.prompt(f"Write a sentence about the number {i}.") for i in range(batch)]
     out = {}
     for name, precision, dtype in (("fp32", "fp32", torch.float32), ("bf16 autocast", "bf16", torch.float32),

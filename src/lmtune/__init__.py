@@ -5,16 +5,16 @@
     run.predict(["great value"])
 """
 
-__version__ = "0.1.0"
+from lmtune.version import __version__
 
-_API = {"train", "evaluate", "Run", "Predictor"}
-__all__ = ["Config", "Predictor", "Run", "evaluate", "train"]
+_API = {"train", "evaluate", "cross_validate", "Run", "Predictor"}
+__all__ = ["Config", "Predictor", "Run", "__version__", "cross_validate", "evaluate", "train"]
 
 
 def __getattr__(name: str):
     # Importing torch and transformers takes seconds; `import lmtune` (and `lmtune --help`) should not.
     if name in _API:
-        from lmtune import api
+        from lmtune import api  # noqa: PLC0415
 
         return getattr(api, name)
     if name == "Config":

@@ -97,7 +97,7 @@ def train(
     = None,
 ) -> None:
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
-    from lmtune.api import train as run_training
+    from lmtune.recipe import train as run_training
     from lmtune.reporting.verdict import verdict
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
@@ -114,7 +114,7 @@ def train(
 
 
 def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
-    from lmtune.api import cross_validate
+    from lmtune.recipe import cross_validate
 
     if resume:  # a CV run is several runs; resuming one fold would mix checkpoints with fresh folds
         raise ConfigError("--resume cannot be combined with --cv; start the cross-validation again")
@@ -195,8 +195,8 @@ def evaluate(
     output: Annotated[Path | None, Opt(help="Folder for metrics.json + predictions.jsonl.")] = None,
 ) -> None:
     """Score a trained model on a labelled file (columns default to the run's own config)."""
-    from lmtune.api import evaluate as run_evaluate
-    from lmtune.api import run_data_config
+    from lmtune.recipe import evaluate as run_evaluate
+    from lmtune.trained.folder import run_data_config
 
     cfg = run_data_config(model_or_run)
     given = {"text_column": _column(text_column), "text_pair_column": _column(text_pair_column),
@@ -285,12 +285,13 @@ def generate(
     """Generate answers with a causal LM: prompts are rendered with its chat template unless --raw."""
     from transformers import set_seed
 
-    from lmtune.generation.generate import Generator, Settings
+    from lmtune.generation.generate import Settings
     from lmtune.generation.prompts import read_prompts
+    from lmtune.trained.generator import load_generator
 
     prompts = read_prompts(prompt, input)
     set_seed(seed)
-    generator = Generator.load(model_or_run)
+    generator = load_generator(model_or_run)
     texts = [generator.prompt(p, raw=raw) for p in prompts]
     settings = Settings(max_new_tokens, temperature, top_p, list(stop or []), repetition_penalty)
     answers = generator.generate(texts, settings, batch_size)
@@ -317,9 +318,10 @@ def chat(
 ) -> None:
     """Talk to a causal LM in the terminal; answers stream as they are generated."""
     from lmtune.generation.chat import chat_loop
-    from lmtune.generation.generate import Generator, Settings
+    from lmtune.generation.generate import Settings
+    from lmtune.trained.generator import load_generator
 
-    chat_loop(Generator.load(model_or_run), Settings(max_new_tokens, temperature, top_p,
+    chat_loop(load_generator(model_or_run), Settings(max_new_tokens, temperature, top_p,
                                                      repetition_penalty=repetition_penalty))
 
 

@@ -1,4 +1,4 @@
-"""K-fold cross-validation pieces that `api.cross_validate` strings together: seeded folds, per-fold data
+"""K-fold cross-validation pieces that `recipe.cross_validate` strings together: seeded folds, per-fold data
 reports, the mean ± std summary and the files it writes (cv.json, cv.md, oof_predictions.jsonl)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from lmtune.config import Config
 from lmtune.data import quality_report
 from lmtune.data.readers import file_label
 from lmtune.errors import ConfigError, DataError
-from lmtune.evaluation.numbers import is_number
 from lmtune.io import write_json, write_jsonl, write_text
+from lmtune.numbers import is_number
 
 
 def make_folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

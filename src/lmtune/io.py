@@ -91,3 +91,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def lmtune_home() -> Path:
+    """The cache root: `$LMTUNE_HOME`, else `~/.cache/lmtune`."""
+    env = os.environ.get("LMTUNE_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lmtune"

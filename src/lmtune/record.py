@@ -13,10 +13,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from lmtune import __version__
 from lmtune.config import Config
 from lmtune.models.integrity import MANIFEST, hashes, sha256
 from lmtune.models.registry import BUILTIN, model_dir
+from lmtune.version import __version__
 
 LIBRARIES = ("torch", "transformers", "accelerate", "peft", "datasets", "scikit-learn")
 

@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmtune.api import Run, model_dir, train
 from lmtune.config import Config, load_yaml
 from lmtune.errors import UserError
-from lmtune.evaluation.numbers import is_number
+from lmtune.numbers import is_number
+from lmtune.recipe import Run, train
 from lmtune.record import data_digest, environment, model_digest
+from lmtune.trained.folder import model_dir
 
 
 @dataclass

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lmtune.api import as_config, free_run_dir, selection_metric, train, with_demo_data
 from lmtune.config import Config, build_config, load_yaml, set_dotted
 from lmtune.errors import ConfigError, UserError
 from lmtune.io import write_json, write_jsonl, write_text
+from lmtune.recipe import selection_metric, train
+from lmtune.runs import as_config, free_run_dir, with_demo_data
 from lmtune.tasks import new_task
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ import pytest
 from conftest import shared_file
 
 from lmtune.api import train
-from lmtune.generation.generate import Generator, Settings
+from lmtune.generation.generate import Settings
+from lmtune.trained.generator import load_generator
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_lora_sft_on_identity_data_lowers_held_out_loss(tmp_path):
                  "train": {"max_steps": 6, "batch_size": 4, "lr": 1e-3, "eval_before": True}})
     assert run.config.model.name == "smollm2-135m" and run.metrics["method"] == "lora"
     assert run.metrics["validation"]["loss"] < run.metrics["validation_before"]["loss"]
-    generator = Generator.load(run.path)
+    generator = load_generator(run.path)
     prompt = generator.prompt("Who are you?")
     assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
     assert generator.generate([prompt], Settings(max_new_tokens=12))[0].strip()

@@ -1,4 +1,4 @@
-"""K-fold cross-validation (`lmtune.api.cross_validate`, `lmtune train --cv K`) on the tiny random BERT:
+"""K-fold cross-validation (`lmtune.recipe.cross_validate`, `lmtune train --cv K`) on the tiny random BERT:
 cv.json and its summary, out-of-fold predictions, stratified and reproducible folds, CLI errors."""
 
 from __future__ import annotations

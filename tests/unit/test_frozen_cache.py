@@ -15,9 +15,10 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM, RobertaConfig,
 
 from lmtune.api import train
 from lmtune.config import build_config
-from lmtune.methods import apply_method, frozen_cache
+from lmtune.methods import apply_method
 from lmtune.models.load import load_tokenizer
 from lmtune.tasks import new_task
+from lmtune.training import frozen_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lmtune.config import DECODER_MIN_STEPS, TrainConfig, build_config
 from lmtune.generation.generate import Generator, Settings
+from lmtune.trained.generator import load_generator
 from lmtune.training.loop import planned_steps
 
 
@@ -41,7 +42,7 @@ def test_generation_on_a_cpu_never_autocasts_and_a_loaded_model_reads_bf16_weigh
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     assert Generator(model, AutoTokenizer.from_pretrained(tiny_llama), precision="bf16").precision == "fp32"
     assert model.dtype == torch.float32  # a model still being trained is not touched
-    loaded = Generator.load(tiny_llama, precision="bf16")
+    loaded = load_generator(tiny_llama, precision="bf16")
     assert loaded.model.dtype == torch.bfloat16 and loaded.precision == "fp32"
-    assert Generator.load(tiny_llama, precision="fp32").model.dtype == torch.float32
+    assert load_generator(tiny_llama, precision="fp32").model.dtype == torch.float32
     assert loaded.generate(["hello"], Settings(max_new_tokens=3))[0] is not None

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmtune.api import Predictor, model_dir
+from lmtune.api import Predictor
 from lmtune.config import ModelConfig, TaskConfig
 from lmtune.data.stream import input_frame
 from lmtune.errors import UserError
 from lmtune.models.load import load_tokenizer
-from lmtune.serving.onnx_export import OnnxModel, export_onnx, load_onnx_model
+from lmtune.serving.onnx_export import export_onnx
 from lmtune.tasks import saved_task, task_class
+from lmtune.trained.folder import model_dir
+from lmtune.trained.onnx_model import OnnxModel, load_onnx_model
 
 # The export module imports them only when used, so the skip can come after the imports.
 pytest.importorskip("onnxruntime")

@@ -6,8 +6,8 @@ import threading
 
 from conftest import lmtune, squash
 
-from lmtune.api import free_run_dir
 from lmtune.config import build_config
+from lmtune.runs import free_run_dir
 
 
 def test_runs_started_at_the_same_moment_never_share_a_folder(tmp_path):

@@ -9,8 +9,9 @@ from conftest import lmtune
 
 from lmtune.api import Predictor, train
 from lmtune.generation.chat import chat_loop
-from lmtune.generation.generate import Generator, Settings, cut_at_stop
+from lmtune.generation.generate import Settings, cut_at_stop
 from lmtune.tasks.clm import causal_blocks
+from lmtune.trained.generator import load_generator
 
 
 def write_json(path, rows) -> str:
@@ -138,7 +139,7 @@ def test_generate_command(tmp_path, tiny_llama, monkeypatch, capsys):
 
 
 def test_greedy_generation_is_reproducible_and_stops(tiny_llama):
-    generator = Generator.load(tiny_llama)
+    generator = load_generator(tiny_llama)
     prompt = generator.prompt("hello who are you")
     assert prompt.endswith("<|im_start|>assistant\n")
     first = generator.generate([prompt, generator.prompt("hi")], Settings(max_new_tokens=8))
@@ -151,7 +152,7 @@ def test_greedy_generation_is_reproducible_and_stops(tiny_llama):
 def test_chat_loop_keeps_history_and_resets(tiny_llama):
     lines = iter(["hello", "who are you", "/reset", "hi", "/exit"])
     written: list[str] = []
-    history = chat_loop(Generator.load(tiny_llama), Settings(max_new_tokens=4), read=lambda _: next(lines),
+    history = chat_loop(load_generator(tiny_llama), Settings(max_new_tokens=4), read=lambda _: next(lines),
                         write=written.append)
     assert [t["content"] for t in history if t["role"] == "user"] == ["hi"]  # /reset forgot the first two
     assert len(history) == 2 and sum(w == "assistant> " for w in written) == 3

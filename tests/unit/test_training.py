@@ -1,4 +1,4 @@
-"""End-to-end training through `lmtune.api.train` on the tiny random BERT: run folder, reproducibility,
+"""End-to-end training through `lmtune.recipe.train` on the tiny random BERT: run folder, reproducibility,
 gradient accumulation, early stopping and best-model restore, methods, multi-label, pairs, class weights."""
 
 from __future__ import annotations

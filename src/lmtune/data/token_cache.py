@@ -24,10 +24,9 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import feather
 
-from lmtune import __version__
 from lmtune.config import DataConfig
-from lmtune.io import atomic_file
-from lmtune.models.registry import lmtune_home
+from lmtune.io import atomic_file, lmtune_home
+from lmtune.version import __version__
 
 FORMAT = 1  # raise it whenever the file layout or what the key covers changes
 # The folder keeps its most recently used files within 2 GiB: SST-2's 60k training sentences take 3.2 MB.

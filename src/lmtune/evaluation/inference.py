@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from lmtune.training.batching import sorted_batches
-from lmtune.training.device import resolve_precision
+from lmtune.training.device import eval_mode
 from lmtune.training.progress import WorkProgress
 
 
 def _logits(output) -> torch.Tensor:
     return output.logits
-
-
-@contextmanager
-def eval_mode(model: torch.nn.Module, precision: str = "auto") -> Iterator[torch.device]:
-    """No gradients, dropout off, bf16 autocast where it pays; the model's train/eval state is restored."""
-    device = next(model.parameters()).device
-    bf16 = resolve_precision(precision) == "bf16"
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            yield device
-    finally:
-        model.train(was_training)
 
 
 def model_outputs(model: torch.nn.Module, features: list[dict], collate: Callable, batch_size: int,

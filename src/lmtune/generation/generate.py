@@ -1,4 +1,4 @@
-"""Generation with any causal LM: a built-in name, an HF folder, or an lmtune run (merged or adapter-only).
+"""Generation with a loaded causal LM (`lmtune.trained.generator` loads one from a run, name or folder).
 
 Prompts are chat-rendered with the model's template unless asked for raw text, batched longest-first with
 left padding (a decoder continues from the last position, so padding must come before the prompt), and cut
@@ -10,11 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
     LogitsProcessorList,
     RepetitionPenaltyLogitsProcessor,
     StoppingCriteria,
@@ -22,14 +20,10 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from lmtune.config import DECODER_TASKS, REPETITION_PENALTY, ModelConfig
-from lmtune.errors import UserError
-from lmtune.evaluation.inference import eval_mode
+from lmtune.config import REPETITION_PENALTY
 from lmtune.models.chat import render
-from lmtune.models.load import load_model, load_tokenizer
-from lmtune.models.resolve import resolve
 from lmtune.training.batching import sorted_batches
-from lmtune.training.device import resolve_precision
+from lmtune.training.device import eval_mode
 from lmtune.training.memory import releaser
 from lmtune.training.progress import WorkProgress
 
@@ -65,27 +59,6 @@ class Generator:
         self.precision = "fp32" if next(model.parameters()).device.type == "cpu" else precision
         # Without a template (a base model) prompts go in as raw text.
         self.chat = bool(tokenizer.chat_template)
-
-    @classmethod
-    def load(cls, model_or_run: str | Path, precision: str = "auto") -> Generator:
-        """A trained lmtune run or model folder (with sft's saved system prompt), else a model name or folder."""
-        from lmtune.api import Predictor, find_model_dir
-
-        if find_model_dir(model_or_run) is not None:
-            trained = Predictor(model_or_run, precision)
-            if trained.task.name not in DECODER_TASKS:
-                raise UserError(f"{model_or_run} is a {trained.task.name} model (an encoder): generate and chat need a "
-                                f"causal LM: a run trained with --task {' or --task '.join(DECODER_TASKS)}, or a "
-                                "decoder model such as smollm2-135m; use `lmtune predict` for this run")
-            model, tokenizer, system = trained.model, trained.tokenizer, getattr(trained.task, "system", None)
-        else:
-            spec = ModelConfig(name=str(model_or_run))
-            local = resolve(spec.name)
-            model, tokenizer, system = load_model(AutoModelForCausalLM, local, spec), load_tokenizer(local, spec), None
-        if next(model.parameters()).device.type == "cpu" and resolve_precision(precision) == "bf16":
-            # Loaded to generate only: bf16 weights halve what each decoding step reads (benchmarks/precision.py).
-            model.to(torch.bfloat16)
-        return cls(model, tokenizer, precision, system)
 
     def prompt(self, turns: str | list[dict], raw: bool = False) -> str:
         """The text the model continues: the chat so far plus the assistant header, or raw text as given."""

@@ -12,9 +12,14 @@ import torch
 
 from lmtune.config import MethodConfig
 from lmtune.methods import freeze, full, lora, prompt
+from lmtune.methods.prompt import model_virtual_tokens, virtual_tokens
+from lmtune.methods.weights import plain_weights, save_weights
 
 # peft still reads transformers' renamed `is_gradient_checkpointing` on every wrap; the warning is not the user's.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+__all__ = ["METHODS", "apply_method", "count_parameters", "model_virtual_tokens", "plain_weights", "save_weights",
+           "virtual_tokens"]
 
 METHODS = {"full": full.apply, "freeze": freeze.apply, "head": freeze.apply_head, "lora": lora.apply,
            "prompt-tuning": prompt.apply_prompt_tuning, "p-tuning": prompt.apply_p_tuning}

@@ -33,6 +33,19 @@ def apply_p_tuning(model: torch.nn.Module, cfg: MethodConfig, peft_task_type: st
     return get_peft_model(model, config)
 
 
+SOFT_PROMPTS = ("prompt-tuning", "p-tuning")
+
+
+def virtual_tokens(cfg: MethodConfig) -> int:
+    """How many soft-prompt positions the method puts in front of every row (0 for the other methods)."""
+    return cfg.num_virtual_tokens if cfg.name in SOFT_PROMPTS else 0
+
+
+def model_virtual_tokens(model: torch.nn.Module) -> int:
+    """virtual_tokens of an already built (or loaded) model."""
+    return model.active_peft_config.num_virtual_tokens if is_prompt_learning(model) else 0
+
+
 def is_prompt_learning(model: torch.nn.Module) -> bool:
     """Soft prompts are prepended inside PEFT's forward: inputs and outputs are longer than the batch."""
     config = getattr(model, "active_peft_config", None)

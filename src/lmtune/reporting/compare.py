@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmtune.api import selection_metric
 from lmtune.errors import UserError
-from lmtune.evaluation.numbers import is_number
 from lmtune.io import write_json, write_text
+from lmtune.numbers import higher_is_better, is_number
 from lmtune.reporting.blocks import section, table, text, warning
 from lmtune.reporting.render import render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
@@ -33,7 +32,7 @@ def compare_runs(paths: list[Path], metric: str | None = None) -> dict:
     runs = [read_run(p) for p in paths]
     task = _one_task(runs)
     name = metric or _main_metric(runs)
-    higher = selection_metric(name, task=None)["higher_is_better"]
+    higher = higher_is_better(name)
     # Test is the held-out verdict; when any run lacks it, validation is the split all of them share.
     split = "test" if all(isinstance(r.metrics.get("test"), dict) for r in runs) else "validation"
     rows = [_row(run, name, split) for run in runs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lmtune.errors import UserError
 from lmtune.evaluation.baselines import LIFTS
-from lmtune.evaluation.numbers import is_number
+from lmtune.numbers import is_number
 from lmtune.reporting.blocks import signed, table
 from lmtune.reporting.run_files import RunFiles
 from lmtune.tasks import saved_task

@@ -14,10 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import JSONResponse
 
-from lmtune import __version__
 from lmtune.data.stream import input_frame
 from lmtune.errors import UserError
 from lmtune.serving.batcher import Batcher, Overloaded
+from lmtune.trained.predictor import Predictor
+from lmtune.version import __version__
 
 log = logging.getLogger("lmtune.serve")
 
@@ -123,8 +124,6 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
                docs: bool = False) -> FastAPI:
     """A FastAPI app serving a trained lmtune run or model folder; the model loads now, so a bad path fails here.
     `docs` turns on /docs and /openapi.json (off by default: the docs page loads its scripts from a CDN)."""
-    from lmtune.api import Predictor  # torch and transformers: only when an app is made
-
     predictor = Predictor(model_or_run, onnx_variant=onnx_variant)
     batcher = Batcher(lambda inputs: predictor.predict(input_frame(inputs), max_batch_size), max_batch_size,
                       max_wait_ms, max_queue)

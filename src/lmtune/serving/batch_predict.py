@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 
-from lmtune.api import Predictor, run_data_config
 from lmtune.config import Column
 from lmtune.data.stream import iter_chunks
 from lmtune.errors import UserError
+from lmtune.trained.folder import run_data_config
+from lmtune.trained.predictor import Predictor
 
 
 def predict_file(model_or_run: str | Path, path: str | None, output: Path | None, *,

@@ -1,9 +1,8 @@
-"""ONNX export of trained encoder models, and an ONNX Runtime model that the tasks predict with unchanged.
+"""ONNX export of trained encoder models.
 
-An exported folder runs on onnxruntime alone (no autograd; optionally int8 weights, about 4x smaller and
-faster on CPU) and is still an lmtune model folder: the tokenizer, config.json and lmtune.json sit beside
-model.onnx, and `OnnxModel` answers `model(**inputs).logits` like the PyTorch model, so the tasks' predict
-and evaluate code (and `lmtune predict/serve` through `Predictor`) need no ONNX branch of their own.
+An exported folder runs on onnxruntime alone (no autograd; optionally int8 weights, smaller and faster on CPU)
+and is still an lmtune model folder: the tokenizer, config.json and lmtune.json sit beside model.onnx, and
+`Predictor` loads it through `lmtune.trained.onnx_model`.
 
     export_onnx("runs/reviews", quantize=True)   # runs/reviews/onnx/{model.onnx, model.int8.onnx, onnx.json, ...}
 """
@@ -13,7 +12,6 @@ from __future__ import annotations
 import shutil
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -21,8 +19,11 @@ import torch
 from lmtune.config import ModelConfig
 from lmtune.errors import UserError
 from lmtune.io import atomic_dir, write_json
+from lmtune.methods import plain_weights
 from lmtune.models.load import load_tokenizer, load_trained
 from lmtune.tasks import saved_task
+from lmtune.trained.folder import model_dir
+from lmtune.trained.onnx_model import FILES, OnnxModel, require
 
 # What each exportable task reads from the model output; generation and fill-mask need a decoding loop or a
 # pipeline around the model, which one ONNX graph of logits does not give them.
@@ -32,14 +33,12 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "token-classification": ("logits",),
     "question-answering": ("start_logits", "end_logits"),
 }
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # _Heads.forward's order: graph inputs are named by it
 # The torch.export-based exporter writes opset 18+ itself; below that it falls back to onnx's C API version
 # converter, whose graphs onnxruntime rejects (a Split with opset-18 attributes, in QA heads for one).
 MIN_OPSET = 18
 TOLERANCE = 1e-3  # max |logit difference| accepted between PyTorch and the fp32 ONNX graph
 ONE_FILE_LIMIT = 1_500_000_000  # bytes of weights: protobuf caps one .onnx file at 2 GB, larger go to model.onnx.data
-INSTALL = "pip install 'lmtune[onnx]'"
 
 # Parity probe: lengths from a couple of tokens to a few dozen, so the padded batch exercises the mask.
 PROBE = [
@@ -62,8 +61,6 @@ def export_onnx(model_or_run: str | Path, output: str | Path | None = None, quan
     The fp32 graph must match PyTorch within TOLERANCE on a padded probe batch, or nothing is written. With
     `quantize`, model.int8.onnx holds int8 weights; its drift is recorded (argmax agreement), not enforced.
     """
-    from lmtune.api import model_dir  # lmtune.api loads ONNX folders through this module: import at call time
-
     source = model_dir(model_or_run)
     task = saved_task(source)
     outputs = _outputs(task.name)
@@ -73,9 +70,9 @@ def export_onnx(model_or_run: str | Path, output: str | Path | None = None, quan
     folder = Path(output) if output else _default_output(source)
     if folder.resolve() == source.resolve():
         raise UserError(f"the ONNX export would replace the model it is made from ({source}); choose another --output")
-    _require("onnxruntime", "onnx", "onnxscript")
+    require("onnxruntime", "onnx", "onnxscript")
     tokenizer = load_tokenizer(str(source), ModelConfig(name=str(source)))
-    model = _exportable(load_trained(source, task)).float().eval()
+    model = plain_weights(load_trained(source, task)).float().eval()
     probe = _probe(task, tokenizer)
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > ONE_FILE_LIMIT
     with atomic_dir(folder) as tmp:
@@ -99,72 +96,12 @@ def export_onnx(model_or_run: str | Path, output: str | Path | None = None, quan
     return folder
 
 
-class OnnxModel(torch.nn.Module):
-    """An ONNX Runtime session behind the interface the tasks use: `model(**inputs)` returns an object with
-    the task's output tensors (`.logits`, or `.start_logits`/`.end_logits`), on the CPU.
-
-    The session computes in numpy, so the tasks' torch.autocast and inference_mode have nothing to act on.
-    """
-
-    def __init__(self, path: str | Path):
-        super().__init__()
-        ort = _require("onnxruntime")[0]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # the thread budget lmtune gave torch (train.threads)
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        # The tasks find their device from the first parameter: an empty one says "cpu" and holds nothing.
-        self.anchor = torch.nn.Parameter(torch.empty(0), requires_grad=False)
-
-    def forward(self, **inputs: torch.Tensor) -> SimpleNamespace:
-        missing = [name for name in self.input_names if name not in inputs]
-        if missing:
-            raise UserError(f"{self.path} needs the inputs {', '.join(missing)}, which the tokenizer did not give")
-        feed = {name: inputs[name].cpu().numpy().astype(np.int64) for name in self.input_names}
-        values = self.session.run(self.output_names, feed)
-        return SimpleNamespace(**{n: torch.from_numpy(v) for n, v in zip(self.output_names, values, strict=True)})
-
-
-def load_onnx_model(model_dir: str | Path, variant: str = "fp32") -> OnnxModel | None:
-    """The ONNX model of an exported folder (`variant` fp32 or int8), or None when the folder holds no ONNX
-    export (a PyTorch model folder)."""
-    folder = Path(model_dir)
-    if not (folder / FILES["fp32"]).exists():
-        return None
-    if variant not in FILES:
-        raise UserError(f"unknown ONNX variant {variant!r}; choose one of: {', '.join(FILES)}")
-    path = folder / FILES[variant]
-    if not path.exists():
-        raise UserError(f"{folder} has no {FILES[variant]}: export it with quantize=True (lmtune export --quantize)")
-    return OnnxModel(path)
-
-
 def _outputs(task: str) -> tuple[str, ...]:
     if task not in OUTPUTS:
         raise UserError(f"ONNX export covers {', '.join(OUTPUTS)} models; this is a {task} model, whose "
                         "predictions need a generation loop or a fill-mask pipeline around the network, not one "
                         "forward pass: serve it with PyTorch (lmtune serve/predict on the run)")
     return OUTPUTS[task]
-
-
-def _require(*modules: str) -> list:
-    try:
-        return [__import__(m) for m in modules]
-    except ImportError as e:
-        raise UserError(f"ONNX export and ONNX models need {', '.join(modules)} ({e.name} is missing): "
-                        f"{INSTALL}") from None
-
-
-def _exportable(model: torch.nn.Module) -> torch.nn.Module:
-    """Plain transformers weights: LoRA adapters are merged in; soft prompts cannot be (they lengthen the input)."""
-    from lmtune.methods.prompt import is_prompt_learning
-
-    if is_prompt_learning(model):
-        raise UserError("ONNX export needs a model with full weights; a prompt-tuned (soft prompt) model is an "
-                        "adapter that PEFT prepends at run time: serve it with PyTorch, or retrain with LoRA/full")
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
 def _default_output(source: Path) -> Path:

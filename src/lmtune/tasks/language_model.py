@@ -48,6 +48,7 @@ class CausalModelling:
 
     peft_task_type: ClassVar[str] = "CAUSAL_LM"
     precision: str
+    virtual_tokens = 0  # soft-prompt positions the method prepends to every row, set by the pipeline
 
     def collate(self, tokenizer):
         return CausalCollator(tokenizer.pad_token_id)
@@ -56,7 +57,7 @@ class CausalModelling:
         return load_model(AutoModelForCausalLM, path, cfg)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        total, count = causal_loss(model, batch)
+        total, count = causal_loss(model, batch, self.virtual_tokens)
         return total / max(count, 1)
 
     def loss_units(self, batch: dict[str, torch.Tensor]) -> int:
@@ -65,8 +66,8 @@ class CausalModelling:
 
     def perplexity(self, model, tokenizer, features: list[dict], batch_size: int) -> dict:
         """Mean loss per scored token and perplexity = exp(loss)."""
-        total, count = summed_loss(model, features, self.collate(tokenizer), batch_size, causal_loss,
-                                   self.precision)
+        total, count = summed_loss(model, features, self.collate(tokenizer), batch_size,
+                                   lambda m, batch: causal_loss(m, batch, self.virtual_tokens), self.precision)
         loss = total / max(count, 1)
         return {"loss": round(loss, 6), "perplexity": round(math.exp(loss), 4), "tokens": count}
 

@@ -17,8 +17,6 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 from torch.utils.checkpoint import checkpoint
 
-from lmtune.methods.prompt import is_prompt_learning
-
 CHUNK = 256  # scored positions projected to the vocabulary at a time: 256 x 49k fp32 logits are 50 MB
 LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
@@ -30,8 +28,10 @@ def masked_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple
     return _scored(model, {k: v for k, v in batch.items() if k != "labels"}, keep, labels[keep])
 
 
-def causal_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """(summed next-token cross-entropy over the labelled tokens, their count), for causal LM.
+def causal_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                virtual_tokens: int = 0) -> tuple[torch.Tensor, int]:
+    """(summed next-token cross-entropy over the labelled tokens, their count), for causal LM. A soft prompt's
+    `virtual_tokens` positions come first in the model's output and are never scored.
 
     Position t predicts label t+1. A packed batch carries `position_ids` that restart at each example; its
     attention mask only marks padding, and is dropped so that transformers builds a block-diagonal causal mask
@@ -44,9 +44,8 @@ def causal_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple
     targets = labels[:, 1:]
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = targets != -100
-    if is_prompt_learning(model):  # the soft prompt's virtual tokens come first and are never scored
-        virtual = extract_model_from_parallel(model).active_peft_config.num_virtual_tokens
-        keep = torch.cat([keep.new_zeros(len(keep), virtual), keep], dim=1)
+    if virtual_tokens:
+        keep = torch.cat([keep.new_zeros(len(keep), virtual_tokens), keep], dim=1)
     return _scored(model, {**inputs, "use_cache": False}, keep, targets[targets != -100])
 
 

@@ -27,8 +27,6 @@ from lmtune.tasks import templates
 from lmtune.tasks.language_model import CausalModelling
 from lmtune.training.packing import pack
 
-SOFT_PROMPTS = ("prompt-tuning", "p-tuning")
-
 
 class SFT(CausalModelling):
     name: ClassVar[str] = "sft"
@@ -48,7 +46,7 @@ class SFT(CausalModelling):
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
         d = cfg.data
         self.system, self.max_length = d.system_prompt, d.max_length
-        if cfg.method.name in SOFT_PROMPTS and self.packing:
+        if self.virtual_tokens and self.packing:
             # PEFT prepends the soft prompt to every row and drops position ids, so packed examples would
             # see each other: such runs pad instead.
             print(f"note: packing is off for {cfg.method.name} (the soft prompt is prepended to every row)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from lmtune.config import TrainConfig
+from lmtune.config import Config, TrainConfig
 
 
 @cache
@@ -45,3 +48,23 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     # Accelerate only turns torchrun's processes into a CPU process group (gloo) when told the run is on CPU.
     on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     return Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, cpu=on_cpu)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module, precision: str = "auto") -> Iterator[torch.device]:
+    """No gradients, dropout off, bf16 autocast where it pays; the model's train/eval state is restored."""
+    device = next(model.parameters()).device
+    bf16 = resolve_precision(precision) == "bf16"
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            yield device
+    finally:
+        model.train(was_training)
+
+
+def hardware(cfg: Config) -> dict:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"device": device, "threads": torch.get_num_threads(),
+            "precision": resolve_precision(cfg.train.precision), "torch": torch.__version__}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lmtune.config import Config
 from lmtune.errors import ConfigError
-from lmtune.evaluation.numbers import is_number
+from lmtune.numbers import is_number
 
 
 class Tracker:

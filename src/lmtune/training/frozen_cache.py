@@ -29,10 +29,9 @@ from contextlib import contextmanager
 import torch
 
 from lmtune.config import Config
-from lmtune.evaluation.inference import eval_mode
 from lmtune.methods.freeze import layer_stack
 from lmtune.training.batching import sorted_batches
-from lmtune.training.device import resolve_precision
+from lmtune.training.device import eval_mode, resolve_precision
 
 BUDGET_BYTES = 2 * 1024**3  # the cache lives in host memory for the whole run; larger sets train uncached
 INDEX = "frozen_cache_index"  # a training feature's row in the cache, carried through the collator
