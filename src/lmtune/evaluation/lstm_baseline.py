@@ -164,8 +164,8 @@ class BiLSTMClassifier:
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Each step multiplies 64x128 by 128x512 matrices: too small for intra-op threads to pay their
-    synchronisation. On a busy 2-core machine a step took 15 ms on one thread and 99 ms on two."""
+    """Each step multiplies 64x128 by 128x512 matrices: too small for intra-op threads to pay for their
+    synchronisation, which made steps several times slower on two threads than on one."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -59,6 +59,21 @@ class Objective:
     units: UnitsFn | None = None  # what the loss is a mean over, e.g. scored tokens (None = rows)
 
 
+@dataclass
+class FitState:
+    """Where a run stands; a checkpoint holds it as a plain dict (JSON, never pickled), which a resumed run reads
+    back."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already trained on
+    best: float | None = None
+    bad_evals: int = 0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    eval_seconds: float = 0.0  # absent from older checkpoints saved before the run's first evaluation
+
+
 def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, lengths: list[int],
         cfg: TrainConfig, objective: Objective, run_dir: Path, resume: bool = False,
         track: Callable[[dict], None] | None = None) -> FitResult:
@@ -78,84 +93,20 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    ckpt_dir, log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
     long_rows = LongRows(accelerator.unwrap_model(model), micro_tokens, max(lengths, default=0))
-    bf16_weights = Bf16FrozenWeights(accelerator.unwrap_model(model),
-                                     ckpt_dir / f"frozen-fp32-{accelerator.process_index}.safetensors",
-                                     cfg.bf16_frozen_weights and accelerator.mixed_precision == "bf16")
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "bad_evals": 0, "history": [], "seconds": 0.0}
-    saved = checkpoint.load_latest(accelerator, ckpt_dir, model, optimizer, scheduler) if resume else None
-    state, resumed_from = saved or (state, None)
-    if accelerator.is_main_process:
-        # The log goes back to where the checkpoint was, so that no step is logged twice.
-        kept = [r for r in read_jsonl(log_path) if r["step"] <= state["step"]] if saved else []
-        write_jsonl(log_path, kept)
-    best_path = ckpt_dir / checkpoint.BEST
-
-    def log(record: dict) -> None:
-        if accelerator.is_main_process:
-            append_jsonl(log_path, record)
-            if track:
-                track(record)
-
-    def save() -> None:
-        state["seconds"] = elapsed()
-        checkpoint.save(accelerator, ckpt_dir, state, cfg.keep_checkpoints, model, optimizer, scheduler)
-
-    def stopped() -> None:
-        save()
-        raise Interrupted(f"stopped after step {state['step']}; checkpoint saved, continue with --resume")
-
-    started, offset = time.perf_counter(), state["seconds"]
-
-    def elapsed() -> float:
-        return offset + time.perf_counter() - started
-
-    def run_eval() -> bool:
-        """Evaluate, remember the best weights; True when early stopping says stop."""
-        model.eval()
-        t0 = time.perf_counter()
-        with bf16_weights.restored():
-            metrics = objective.evaluate(accelerator.unwrap_model(model))
-        model.train()
-        if objective.metric not in metrics:
-            names = ", ".join(k for k, v in metrics.items() if isinstance(v, int | float))
-            raise ConfigError(f"train.metric={objective.metric!r} is not a validation metric here; "
-                              f"choose one of: {names}")
-        value = metrics[objective.metric]
-        spent = time.perf_counter() - t0
-        # train_seconds leaves every evaluation out, so time-to-accuracy compares with tools that pause their clock.
-        record = {"step": state["step"], "epoch": round(state["epoch"] + state["batch"] / len(sampler), 3),
-                  "eval": metrics, "eval_seconds": round(spent, 3),
-                  "train_seconds": round(elapsed() - state.get("eval_seconds", 0.0) - spent, 3)}
-        state["history"].append(record)
-        log(record)
-        best = state["best"]
-        if best is None or (value > best if objective.higher_is_better else value < best):
-            state["best"], state["bad_evals"] = value, 0
-            if accelerator.is_main_process:
-                ckpt_dir.mkdir(parents=True, exist_ok=True)
-                checkpoint.save_trainable(accelerator.unwrap_model(model), best_path)
-        else:
-            state["bad_evals"] += 1
-        spent = time.perf_counter() - t0
-        state["eval_seconds"] = state.get("eval_seconds", 0.0) + spent
-        meter.pause(spent)
-        progress.note(f"step {state['step']}: {objective.metric} = {value:.4f} (best {state['best']:.4f})")
-        return bool(cfg.early_stopping_patience and state["bad_evals"] >= cfg.early_stopping_patience)
-
-    meter, stop, loss_sum, loss_n = Meter(), False, 0.0, 0
-    release = releaser() if cfg.release_memory else None
+    run = _Run(accelerator, model, optimizer, scheduler, sampler, cfg, objective, run_dir, track)
+    state, resumed_from = run.start(resume)
+    stop, loss_sum, loss_n = False, 0.0, 0
     model.train()
-    with (TrainProgress(total, state["step"], accelerator.is_main_process) as progress, StopRequests() as stops,
-          fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout), bf16_weights):
+    with (TrainProgress(total, state.step, accelerator.is_main_process) as progress, StopRequests() as stops,
+          fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout), run.bf16_weights):
         try:
-            while state["step"] < total and not stop:
-                sampler.set_epoch(state["epoch"])
+            while state.step < total and not stop:
+                sampler.set_epoch(state.epoch)
                 # Accelerate's loader re-sets its batch sampler's epoch to its own count of passes, which a
                 # resumed run's fresh loader starts again from 0.
-                loader.set_epoch(state["epoch"])
-                batches = iter(accelerator.skip_first_batches(loader, state["batch"]) if state["batch"] else loader)
+                loader.set_epoch(state.epoch)
+                batches = iter(accelerator.skip_first_batches(loader, state.batch) if state.batch else loader)
                 if resumed_from:
                     # Now, not at load time: where the uninterrupted run stood when it saved these states.
                     checkpoint.restore_rng(resumed_from, accelerator.process_index)
@@ -165,59 +116,154 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                         loss = backward(accelerator, model, objective,
                                         micro_batches(batch, micro_tokens, objective.units), long_rows)
                         if accelerator.sync_gradients:
-                            if cfg.max_grad_norm:
-                                clip_gradients(accelerator, model, cfg.max_grad_norm)
-                            optimizer.step()
-                            scheduler.step()
-                            optimizer.zero_grad(set_to_none=True)
-                            if release:
-                                release()
-                    state["batch"] += 1
+                            run.update()
+                    state.batch += 1
                     loss_sum, loss_n = loss_sum + loss, loss_n + 1
-                    meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
+                    run.meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
                     if not accelerator.sync_gradients:
                         continue
-                    state["step"] += 1
-                    step = state["step"]
-                    if step % cfg.log_every == 0 or step == total:
-                        record = {"step": step, "loss": round(loss_sum / loss_n, 5),
-                                  "lr": scheduler.get_last_lr()[0], "elapsed": round(elapsed(), 2),
-                                  **meter.rates()}
+                    state.step += 1
+                    if state.step % cfg.log_every == 0 or state.step == total:
+                        record = {"step": state.step, "loss": round(loss_sum / loss_n, 5),
+                                  "lr": scheduler.get_last_lr()[0], "elapsed": round(run.elapsed(), 2),
+                                  **run.meter.rates()}
                         loss_sum, loss_n = 0.0, 0
-                        log(record)
-                        progress.update(step, record)
+                        run.log(record)
+                        progress.update(state.step, record)
                     else:
-                        progress.update(step)
-                    if objective.evaluate and cfg.eval_every and step % cfg.eval_every == 0:
-                        stop = run_eval()
-                        if not cfg.save_every:
-                            save()
-                    if cfg.save_every and step % cfg.save_every == 0:
-                        save()
-                    if stop or step >= total:
+                        progress.update(state.step)
+                    if objective.evaluate and cfg.eval_every and state.step % cfg.eval_every == 0:
+                        stop = run.evaluate_and_save(state, progress)
+                    if cfg.save_every and state.step % cfg.save_every == 0:
+                        run.save(state)
+                    if stop or state.step >= total:
                         break
                     if stops.agreed(accelerator):
-                        stopped()
+                        run.save(state)
+                        raise Interrupted(f"stopped after step {state.step}; checkpoint saved, continue with --resume")
                 else:
-                    state["epoch"], state["batch"] = state["epoch"] + 1, 0
+                    state.epoch, state.batch = state.epoch + 1, 0
                     if objective.evaluate and not cfg.eval_every:
-                        stop = run_eval()
-                        if not cfg.save_every:
-                            save()
+                        stop = run.evaluate_and_save(state, progress)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted in step {state['step'] + 1}; the run continues from its last checkpoint "
+            raise Interrupted(f"interrupted in step {state.step + 1}; the run continues from its last checkpoint "
                               "with --resume") from None
 
-        last_eval = state["history"][-1]["step"] if state["history"] else None
-        if objective.evaluate and last_eval != state["step"]:
-            stop = run_eval() or stop
+        last_eval = state.history[-1]["step"] if state.history else None
+        if objective.evaluate and last_eval != state.step:
+            stop = run.evaluate(state, progress) or stop
     accelerator.wait_for_everyone()
-    if best_path.exists():
-        checkpoint.load_trainable(accelerator.unwrap_model(model), best_path)
-    return FitResult(steps=state["step"], seconds=round(elapsed(), 2),
-                     eval_seconds=round(state.get("eval_seconds", 0.0), 2),
-                     best=_best_record(state["history"], state["best"], objective.metric),
-                     history=state["history"], stopped_early=stop)
+    run.restore_best()
+    return FitResult(steps=state.step, seconds=round(run.elapsed(), 2), eval_seconds=round(state.eval_seconds, 2),
+                     best=_best_record(state.history, state.best, objective.metric), history=state.history,
+                     stopped_early=stop)
+
+
+class _Run:
+    """What `fit` does besides forward and backward passes: the optimizer update, the train log, checkpoints and
+    evaluations."""
+
+    def __init__(self, accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler, sampler: LengthGroupedBatches, cfg: TrainConfig, objective: Objective, run_dir: Path,
+                 track: Callable[[dict], None] | None):
+        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.sampler, self.cfg, self.objective, self.track = sampler, cfg, objective, track
+        self.ckpt_dir, self.log_path = run_dir / "checkpoints", run_dir / "train_log.jsonl"
+        self.best_path = self.ckpt_dir / checkpoint.BEST
+        self.bf16_weights = Bf16FrozenWeights(accelerator.unwrap_model(model),
+                                              self.ckpt_dir / f"frozen-fp32-{accelerator.process_index}.safetensors",
+                                              cfg.bf16_frozen_weights and accelerator.mixed_precision == "bf16")
+        self.release = releaser() if cfg.release_memory else None
+
+    def start(self, resume: bool) -> tuple[FitState, Path | None]:
+        """A fresh state, or when resuming the latest checkpoint's (weights, optimizer and scheduler loaded), with
+        the checkpoint whose RNG states are still to be restored."""
+        saved = checkpoint.load_latest(self.accelerator, self.ckpt_dir, self.model, self.optimizer,
+                                       self.scheduler) if resume else None
+        state = FitState(**saved[0]) if saved else FitState()
+        if self.accelerator.is_main_process:
+            # The log goes back to where the checkpoint was, so that no step is logged twice.
+            kept = [r for r in read_jsonl(self.log_path) if r["step"] <= state.step] if saved else []
+            write_jsonl(self.log_path, kept)
+        self.started, self.offset = time.perf_counter(), state.seconds
+        self.meter = Meter()
+        return state, saved[1] if saved else None
+
+    def elapsed(self) -> float:
+        return self.offset + time.perf_counter() - self.started
+
+    def log(self, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            append_jsonl(self.log_path, record)
+            if self.track:
+                self.track(record)
+
+    def update(self) -> None:
+        if self.cfg.max_grad_norm:
+            clip_gradients(self.accelerator, self.model, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.release:
+            self.release()
+
+    def save(self, state: FitState) -> None:
+        state.seconds = self.elapsed()
+        checkpoint.save(self.accelerator, self.ckpt_dir, asdict(state), self.cfg.keep_checkpoints, self.model,
+                        self.optimizer, self.scheduler)
+
+    def evaluate_and_save(self, state: FitState, progress: TrainProgress) -> bool:
+        """A scheduled evaluation; a checkpoint goes with it unless train.save_every times them."""
+        stop = self.evaluate(state, progress)
+        if not self.cfg.save_every:
+            self.save(state)
+        return stop
+
+    def evaluate(self, state: FitState, progress: TrainProgress) -> bool:
+        """Evaluate, keep the best weights; True when early stopping says stop."""
+        metric = self.objective.metric
+        t0 = time.perf_counter()
+        metrics = self._metrics()
+        spent = time.perf_counter() - t0
+        # train_seconds leaves every evaluation out, so time-to-accuracy compares with tools that pause their clock.
+        record = {"step": state.step, "epoch": round(state.epoch + state.batch / len(self.sampler), 3),
+                  "eval": metrics, "eval_seconds": round(spent, 3),
+                  "train_seconds": round(self.elapsed() - state.eval_seconds - spent, 3)}
+        state.history.append(record)
+        self.log(record)
+        self._keep_if_best(state, metrics[metric])
+        spent = time.perf_counter() - t0
+        state.eval_seconds += spent
+        self.meter.pause(spent)
+        progress.note(f"step {state.step}: {metric} = {metrics[metric]:.4f} (best {state.best:.4f})")
+        patience = self.cfg.early_stopping_patience
+        return bool(patience and state.bad_evals >= patience)
+
+    def _metrics(self) -> dict:
+        self.model.eval()
+        with self.bf16_weights.restored():
+            metrics = self.objective.evaluate(self.accelerator.unwrap_model(self.model))
+        self.model.train()
+        if self.objective.metric not in metrics:
+            names = ", ".join(k for k, v in metrics.items() if isinstance(v, int | float))
+            raise ConfigError(f"train.metric={self.objective.metric!r} is not a validation metric here; "
+                              f"choose one of: {names}")
+        return metrics
+
+    def _keep_if_best(self, state: FitState, value: float) -> None:
+        """The best value so far, with its trainable weights for `restore_best`, or one more evaluation without
+        improvement."""
+        if state.best is None or (value > state.best if self.objective.higher_is_better else value < state.best):
+            state.best, state.bad_evals = value, 0
+            if self.accelerator.is_main_process:
+                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+                checkpoint.save_trainable(self.accelerator.unwrap_model(self.model), self.best_path)
+        else:
+            state.bad_evals += 1
+
+    def restore_best(self) -> None:
+        if self.best_path.exists():
+            checkpoint.load_trainable(self.accelerator.unwrap_model(self.model), self.best_path)
 
 
 def planned_steps(cfg: TrainConfig, per_epoch: int, announce: bool) -> int:

@@ -5,7 +5,8 @@ Training with length-grouped batches allocates tensors of a new shape at nearly 
 freed blocks for reuse and returns memory to the system only from the top of its heaps, so the process keeps
 growing although the same tensors are alive at every step (measured in the README, "Memory"). `malloc_trim`
 after each optimiser step returns the free pages wherever they lie; trimming on every free instead
-(MALLOC_TRIM_THRESHOLD_=0) bounds memory as well but slowed training 2.5x. Other C libraries are left alone.
+(MALLOC_TRIM_THRESHOLD_=0) bounds memory as well but slowed training (README, "Memory"). Other C libraries are
+left alone.
 """
 
 from __future__ import annotations
