@@ -59,7 +59,7 @@ def measure(name: str, settings: dict, repeats: int) -> dict:
         encode_s = best_of(repeats, lambda: task.encode(rows, tokenizer, cfg.data))
         first_s = best_of(repeats, first_run)
         hit_s = best_of(repeats, lambda: cached_encode(task, rows, tokenizer, cfg.data, Path(folder)))
-        features, hit = cached_encode(task, rows, tokenizer, cfg.data, Path(folder))
+        features, hit, _ = cached_encode(task, rows, tokenizer, cfg.data, Path(folder))
         assert hit and features == task.encode(rows, tokenizer, cfg.data)
         size = sum(p.stat().st_size for p in Path(folder).glob("*.arrow"))
     return {"case": name, "rows": len(rows), "features": len(features),

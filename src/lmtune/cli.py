@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lmtune.config import REPETITION_PENALTY, Config, load_config, parse_value
+from lmtune.config import REPETITION_PENALTY, Config, build_config, load_config, parse_value
 from lmtune.errors import ConfigError, Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -70,6 +70,9 @@ def train(
     resume: Annotated[bool, Opt(help="Continue the run --name from its last checkpoint.")] = False,
     cv: Annotated[int | None, Opt("--cv", help="K-fold cross-validation over the training file: K runs "
                                   "(runs/<name>/fold-<i>) and cv.json; no --validation/--test.")] = None,
+    seeds: Annotated[str | None, Opt("--seeds", help="Train once per seed, e.g. 1,2,3 (runs/<name>/seed-<s>); "
+                                     "seeds.json/.md/.html give every metric's mean ± std. Composes with --cv.")]
+    = None,
     data: Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")] = None,
     validation: Annotated[str | None, Opt(help="Validation file.")] = None,
     test: Annotated[str | None, Opt(help="Test file.")] = None,
@@ -102,8 +105,13 @@ def train(
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    if resume and (cv is not None or seeds):  # several runs: resuming one would mix checkpoints with fresh runs
+        raise ConfigError("--resume cannot be combined with --cv or --seeds; start them again")
+    if seeds:
+        _train_seeds(cfg, seeds, cv)
+        return
     if cv is not None:
-        _cross_validate(cfg, cv, resume)
+        _cross_validate(cfg, cv)
         return
     run = run_training(cfg, resume=resume)
     if os.environ.get("RANK", "0") != "0":  # under torchrun/accelerate launch, one process reports
@@ -113,18 +121,30 @@ def train(
     console.print("\n".join(verdict(run.metrics, run.path)), markup=False, highlight=False, soft_wrap=True)
 
 
-def _cross_validate(cfg: Config, folds: int, resume: bool) -> None:
+def _cross_validate(cfg: Config, folds: int) -> None:
     from lmtune.recipe import cross_validate
 
-    if resume:  # a CV run is several runs; resuming one fold would mix checkpoints with fresh folds
-        raise ConfigError("--resume cannot be combined with --cv; start the cross-validation again")
     result = cross_validate(cfg, folds=folds)
-    table = Table("metric", "mean ± std", title=f"{folds}-fold cross-validation")
-    for key, stat in result["summary"].items():
-        table.add_row(key, f"{stat['mean']:.4f} ± {stat['std']:.4f}")
-    Console().print(table)
+    _print_spread(result["summary"], f"{folds}-fold cross-validation")
     run_dir = Path(cfg.output_dir) / result["name"]
     console.print(f"[bold]cross-validation:[/] {run_dir / 'cv.json'}\n[bold]fold runs:[/] {run_dir}/fold-*")
+
+
+def _train_seeds(cfg: Config, seeds: str, folds: int | None) -> None:
+    from lmtune.seeds import parse_seeds, train_seeds
+
+    result = train_seeds(cfg, parse_seeds(seeds), folds)
+    _print_spread(result["summary"], f"{len(result['seeds'])} seeds" + (f", {folds}-fold cross-validation means"
+                                                                         if folds else ""))
+    run_dir = Path(cfg.output_dir) / result["name"]
+    console.print(f"[bold]seeds:[/] {run_dir / 'seeds.md'} (and .json, .html)\n[bold]runs:[/] {run_dir}/seed-*")
+
+
+def _print_spread(summary: dict, title: str) -> None:
+    table = Table("metric", "mean ± std", title=title)
+    for key, stat in summary.items():
+        table.add_row(key, f"{stat['mean']:.4f} ± {stat['std']:.4f}")
+    Console().print(table)
 
 
 @app.command()
@@ -229,6 +249,53 @@ def predict(
                          resume=resume, onnx_variant=onnx_variant)
     if output:
         console.print(f"{total} predictions in {output}")
+
+
+@app.command()
+def explain(
+    model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to explain (or --input).")] = None,
+    input: Annotated[str | None, Opt("--input", "-i", help="A file of inputs, as `lmtune predict` reads them.")]
+    = None,
+    output: Annotated[Path | None, Opt("--output", "-o", help="Also write the attributions as JSONL.")] = None,
+    max_rows: Annotated[int, Opt(help="Explain at most this many rows of --input.")] = 100,
+) -> None:
+    """Which tokens each prediction rests on: integrated-gradient attributions to the predicted class (occlusion
+    for ONNX models). Green tokens pushed the prediction up, red ones down."""
+    from lmtune.data.stream import input_frame, iter_chunks
+    from lmtune.trained.explain import explain_rows
+    from lmtune.trained.predictor import Predictor
+
+    if not texts and not input:
+        raise ConfigError("give texts to explain, or --input FILE")
+    predictor = Predictor(model_or_run)
+    rows = input_frame(texts) if texts else next(iter_chunks(input, chunk_rows=max_rows,
+                                                             fields=predictor.task.input_fields))
+    records = predictor.predict(rows)
+    found = explain_rows(predictor.model, predictor.tokenizer, predictor.task, rows, records,
+                         predictor.task.max_length)
+    for item in found:
+        console.print(f"[bold]{item['prediction']}[/] ({item['score']:.3f}, {item['method']})", highlight=False)
+        for field in item["fields"]:
+            console.print(_attributed(field), highlight=False)
+    if output:
+        from lmtune.io import write_jsonl
+
+        write_jsonl(output, found)
+        console.print(f"attributions: {output}")
+
+
+def _attributed(field: dict) -> str:
+    """The field's text with each token coloured by its attribution (rich markup)."""
+    from rich.markup import escape
+
+    from lmtune.trained.explain import text_pieces
+
+    out = []
+    for piece, weight in text_pieces(field):
+        style = ("bold " if abs(weight) >= 0.5 else "") + ("green" if weight > 0 else "red")
+        out.append(f"[{style}]{escape(piece)}[/]" if abs(weight) >= 0.2 else escape(piece))
+    return "".join(out)
 
 
 @app.command()
@@ -345,7 +412,8 @@ def export(
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Finished run folders of one task.")],
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders of one task; a --seeds folder is one row, "
+                                                      "its mean ± std.")],
     metric: Annotated[str | None, Opt(help="Rank by this metric, e.g. f1_macro or generated.rouge1 "
                                            "(default: the task's main metric).")] = None,
     output: Annotated[Path | None, Opt("--output", "-o", help="Also write OUTPUT.md and OUTPUT.json.")] = None,
@@ -402,9 +470,17 @@ def models_fetch(name: str, force: Annotated[bool, Opt(help="Fetch again even if
 
 
 @app.command("config")
-def show_config() -> None:
-    """Print the full default configuration (every key YAML and --set accept)."""
-    sys.stdout.write(Config().to_yaml())
+def show_config(
+    task: Annotated[str | None, Opt(help="With this task's own keys (task.*) and defaults, e.g. --task sft.")] = None,
+) -> None:
+    """Print the full default configuration (every key YAML and --set accept). The task section's other keys
+    belong to the task: --task lists a task's with their defaults."""
+    if task is None:
+        sys.stdout.write(Config().to_yaml() + "# the task's own keys: lmtune config --task <name>\n")
+        return
+    from lmtune.tasks import checked_config
+
+    sys.stdout.write(checked_config(build_config({"task": {"name": task}})).to_yaml())
 
 
 def quiet_libraries() -> None:

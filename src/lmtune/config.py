@@ -1,7 +1,7 @@
 """The one configuration schema. YAML files, CLI flags and the Python API all validate through `Config`.
 
 Every section forbids unknown keys, so a typo fails loudly with the nearest valid key suggested instead of
-being silently ignored.
+being silently ignored. The task section's own keys are the task's: `lmtune.tasks` checks them the same way.
 """
 
 from __future__ import annotations
@@ -73,44 +73,16 @@ class ModelConfig(Section):
 
 
 class TaskConfig(Section):
+    """The task section. `name` picks the task; every other key is that task's own setting, declared by the task's
+    module (its `Settings`, lmtune.tasks) and checked when the task is made. The config sits below the tasks, so
+    it lets those keys through here (`extra="allow"`) and knows only what every task shares."""
+
+    model_config = ConfigDict(extra="allow")
     name: str = "classification"
-    multi_label: bool | None = Field(None, description="None = detect from the labels.")
-    threshold: float | Literal["tune"] = Field(
-        0.5, description="Multi-label decision threshold on sigmoid scores; 'tune' = best micro-F1 on validation.")
-    class_weights: Literal["none", "balanced"] = "none"
-    loss: Literal["mse", "huber"] = Field("mse", description="Regression loss.")
-    standardize_targets: bool = Field(False, description="Regression: train on targets standardised with the "
-                                      "training mean/std; predictions are mapped back to the original units.")
-    mask_probability: float = Field(0.15, gt=0, lt=1, description="Masked LM: share of tokens masked "
-                                    "(of those: 80% [MASK], 10% a random token, 10% unchanged).")
-    max_answer_length: int = Field(30, gt=0, description="Question answering: longest answer span, in tokens.")
-    tag_decoding: Literal["viterbi", "argmax"] = Field(
-        "viterbi", description="Token classification: each sentence's most likely valid BIO/BIOES tag sequence "
-        "(viterbi), or each word's most likely tag with invalid ones repaired (argmax).")
-    n_best: int = Field(20, gt=0, description="Question answering: start/end candidates tried per window.")
-    baselines: bool = Field(True, description="Classification: also score TF-IDF + logistic regression and "
-                            "majority-class baselines on the same splits (seconds), with the model's lift.")
-    lstm_baseline: bool = Field(False, description="Classification, with baselines on: also train a BiLSTM from "
-                                "scratch on the training split (random embeddings, a few epochs on CPU, seconds to "
-                                "a minute) and report the model's lift over it: what pretraining adds beyond word "
-                                "order.")
-    template: Literal["none", "summarisation", "translation", "classification"] = Field(
-        "none", description="sft: build chats from plain columns with a documented prompt (see `lmtune.tasks."
-        "templates`): summarisation/translation read source/target columns, classification text/label columns.")
-    source_lang: str = Field("English", description="sft translation template: language of the source text.")
-    target_lang: str = Field("French", description="sft translation template: language to translate into.")
-    loss_on: Literal["assistant", "all"] = Field("assistant", description="sft: which tokens are scored: the "
-                                                 "assistant turns only, or the whole rendered chat.")
-    packing: bool = Field(False, description="sft: pack several examples into each max_length row, each one "
-                          "attending only to itself. Off by default: on CPU, attention over 1024-token rows costs "
-                          "more than the padding of length-grouped batches (benchmarks/packing.py measured 0.83x "
-                          "the tokens/s). Not for soft-prompt methods, which prepend to every row.")
-    generate_samples: int = Field(32, ge=0, description="sft: validation/test rows answered by generation after "
-                                  "training, scored and saved in predictions.jsonl (0 = loss/perplexity only).")
-    max_new_tokens: int = Field(128, gt=0, description="sft: generation limit for those answers.")
-    generation_metrics: list[Literal["rouge", "bleu", "exact"]] | None = Field(
-        None, description="sft: None = by template: rouge for summarisation, bleu+chrF for translation, exact "
-        "match for classification, rouge + exact for plain chats.")
+    # Shared, not classification's own: tuning switches it off for the trials of every task.
+    baselines: bool = Field(True, description="Also score the task's cheap baselines on the same splits, where it "
+                            "has any (classification: TF-IDF + logistic regression and majority class, seconds), "
+                            "with the model's lift.")
 
 
 class MethodConfig(Section):
@@ -200,7 +172,10 @@ def _default(section: Section, key: str, value: Any) -> None:
     section.model_fields_set.discard(key)
 
 
-DECODER_TASKS = ("sft", "clm")  # tasks that train a causal LM: their defaults differ from the encoder tasks'
+# Tasks that train a causal LM: their defaults differ from the encoder tasks'. Config fills those defaults while
+# it validates, below the tasks, so it names them here; above it, each task says so itself (`model_kind`), and
+# tests/unit/test_task_protocol.py checks that the two agree.
+DECODER_TASKS = ("sft", "clm")
 # Greedy decoding's default repetition penalty, on the answer's own tokens: no loops left in 50 + 50 held-out
 # Alpaca en/zh answers, at about the same ROUGE-L (README, "Generation defaults").
 REPETITION_PENALTY = 1.1
@@ -281,22 +256,31 @@ ALIASES = {
 }
 
 
-def _explain(err: ValidationError) -> str:
+def validate_section(model: type[BaseModel], data: dict, where: tuple[str, ...] = ()) -> Any:
+    """`model` validated from `data`, or a ConfigError naming each bad key by its dotted path (`where` is the path
+    of `data` itself, e.g. ("task",)), with the nearest valid key suggested for an unknown one."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, model, where)) from None
+
+
+def _explain(err: ValidationError, model: type[BaseModel], where: tuple[str, ...]) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in (*where, *e["loc"])) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key {key!r}{_did_you_mean(e['loc'])}")
+            lines.append(f"unknown key {key!r}{_did_you_mean(e['loc'], model, where)}")
         else:
             lines.append(f"{key}: {e['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def _did_you_mean(loc: tuple) -> str:
+def _did_you_mean(loc: tuple, model: type[BaseModel], where: tuple[str, ...]) -> str:
     if str(loc[-1]) in ALIASES:
         return f"; did you mean {ALIASES[str(loc[-1])]!r}?"
-    near = difflib.get_close_matches(str(loc[-1]), _field_names(Config, loc), n=1)
-    return f"; did you mean {'.'.join([*map(str, loc[:-1]), near[0]])!r}?" if near else ""
+    near = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
+    return f"; did you mean {'.'.join([*where, *map(str, loc[:-1]), near[0]])!r}?" if near else ""
 
 
 def parse_value(text: str) -> Any:
@@ -328,10 +312,7 @@ def build_config(base: dict | None = None, overrides: list[str] | None = None) -
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
         set_dotted(data, key.strip(), parse_value(text))
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_explain(err)) from None
+    return validate_section(Config, data)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -14,8 +14,9 @@ from lmtune.config import Config
 from lmtune.data import quality_report
 from lmtune.data.readers import file_label
 from lmtune.errors import ConfigError, DataError
-from lmtune.io import write_json, write_jsonl, write_text
+from lmtune.io import write_json, write_jsonl
 from lmtune.numbers import is_number
+from lmtune.reporting.variance import write_variance_report
 
 
 def make_folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -37,22 +38,13 @@ def make_folds(rows: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, 
 
 def fold_report(task, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
     """The data report of splits made outside the task: the quality report load() would have written, plus
-    what the task learns from the fold's training rows (labels, target scaling)."""
-    if not hasattr(task, "learn"):
-        raise ConfigError(f"task {task.name!r} cannot train on given splits (cross-validation supports "
-                          "classification and regression)")
+    what the task learns from the fold's training rows (labels, target scaling); a task that cannot learn from
+    given splits says so first."""
+    learned = task.learn(cfg, splits)
     texts = [c for c in ("text", "text_pair") if c in splits["train"]]
     report = quality_report(splits, texts)
     report["sources"] = {name: file_label(rows) for name, rows in splits.items()}
-    return {**report, **task.learn(cfg, splits)}
-
-
-def summarise(per_fold: list[dict]) -> dict[str, dict]:
-    """Mean and sample std (ddof=1: the folds are a sample of the ways to split) of each scalar metric that
-    every fold reported."""
-    keys = [k for k in per_fold[0] if all(is_number(fold.get(k)) for fold in per_fold)]
-    return {k: {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))}
-            for k in keys for values in [[fold[k] for fold in per_fold]]}
+    return {**report, **learned}
 
 
 def scalars(metrics: dict) -> dict:
@@ -60,15 +52,13 @@ def scalars(metrics: dict) -> dict:
 
 
 def write_results(run_dir: Path, result: dict, oof: list[dict]) -> None:
+    """cv.json, oof_predictions.jsonl, and cv.md / cv.html: each fold's metrics and their mean ± std."""
     write_json(run_dir / "cv.json", result)
     write_jsonl(run_dir / "oof_predictions.jsonl", sorted(oof, key=lambda r: r["row"]))
-    runs = [f"fold-{f['fold']}" for f in result["per_fold"]]
-    lines = [f"# Cross-validation: {result['name']} ({result['folds']} folds, {result['rows']} rows)", "",
-             "| metric | mean ± std | " + " | ".join(runs) + " |", "|---|---|" + "---|" * len(runs)]
-    for key, stat in result["summary"].items():
-        cells = [f"{f['metrics'][key]:.4f}" for f in result["per_fold"]]
-        lines.append(f"| {key} | {stat['mean']:.4f} ± {stat['std']:.4f} | " + " | ".join(cells) + " |")
-    write_text(run_dir / "cv.md", "\n".join(lines) + "\n")
+    write_variance_report(run_dir, "cv", f"Cross-validation: {result['name']}",
+                          f"{result['folds']} folds, {result['rows']} rows",
+                          [f"fold-{f['fold']}" for f in result["per_fold"]], [f["metrics"] for f in result["per_fold"]],
+                          result["summary"])
 
 
 def read_predictions(run_dir: Path, fold: int) -> list[dict]:

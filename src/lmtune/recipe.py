@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from lmtune.config import Config, DataConfig, model_kind_of
-from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, summarise, write_results
+from lmtune.config import Config, DataConfig, TrainConfig
+from lmtune.crossval import fold_report, make_folds, read_predictions, scalars, write_results
 from lmtune.data.token_cache import cache_dir, cached_encode
 from lmtune.errors import ConfigError
 from lmtune.evaluation.baselines import run_baselines
@@ -31,8 +31,10 @@ from lmtune.numbers import higher_is_better
 from lmtune.record import run_record
 from lmtune.reporting.report import write_reports
 from lmtune.reporting.summary import UNKNOWN_TOKEN_WARNING
+from lmtune.reporting.variance import summarise
 from lmtune.runs import as_config, claimed, free_run_dir, resumed_config, with_demo_data
-from lmtune.tasks import new_task
+from lmtune.tasks import checked_config, new_task
+from lmtune.trained.explain import report_explanations
 from lmtune.trained.folder import save_model
 from lmtune.trained.predictor import Predictor
 from lmtune.training import frozen_cache
@@ -73,7 +75,7 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     cfg = as_config(config)
     if resume:
         cfg = resumed_config(cfg)
-    cfg = with_demo_data(cfg)
+    cfg = checked_config(with_demo_data(cfg))
     accelerator = make_accelerator(cfg.train)
     if resume:
         return _train(cfg, accelerator, True, splits, on_evaluate)
@@ -92,77 +94,31 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
 
 def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFrame] | None,
            on_evaluate: Callable[[int, dict], None] | None) -> Run:
-    run_dir, t0 = cfg.run_dir, time.perf_counter()
+    t0 = time.perf_counter()
     set_seed(cfg.train.seed)
     task = new_task(cfg)
     task.virtual_tokens = virtual_tokens(cfg.method)
-    if splits is None:
-        splits, data_report = task.load(cfg)
-    else:
-        data_report = fold_report(task, cfg, splits)
+    splits, data_report = task.load(cfg) if splits is None else (splits, fold_report(task, cfg, splits))
     cfg, path, data_report["reads_best"] = _model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
     record = run_record(cfg) if accelerator.is_main_process else None  # hashes the data: one process is enough
     tokenizer = load_tokenizer(path, cfg.model)
-    encoded = {split: cached_encode(task, rows, tokenizer, cfg.data, cache_dir(cfg.data))
-               for split, rows in splits.items()}
-    features = {split: found for split, (found, _) in encoded.items()}
-    data_report["tokenized_from_cache"] = {split: hit for split, (_, hit) in encoded.items()}
-    data_report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
+    features = _encoded(task, splits, tokenizer, cfg.data, data_report)
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
-    model = task.build_model(path, cfg.model)
-    if cfg.train.gradient_checkpointing:
-        # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings (LoRA) work too.
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    model = apply_method(model, cfg.method, task.peft_task_type)
+    model = _trainable_model(task, path, cfg)
     params = count_parameters(model)
-    task.precision = cfg.train.precision
     if accelerator.is_main_process:
-        write_text(run_dir / "config.yaml", cfg.to_yaml())
+        write_text(cfg.run_dir / "config.yaml", cfg.to_yaml())
         _announce(cfg, params, data_report)
-
-    batch = cfg.train.eval_batch_size
-    evaluate, last = None, {"n": 0 if cfg.train.eval_before else 1}
-    if "validation" in splits:
-        def evaluate(m):
-            last["result"] = task.evaluate(m, tokenizer, splits["validation"], features["validation"], batch)
-            if on_evaluate:
-                on_evaluate(last["n"], last["result"][0])
-            last["n"] += 1
-            return last["result"][0]
-    objective = Objective(loss=task.loss, evaluate=evaluate, units=getattr(task, "loss_units", None),
-                          **selection_metric(cfg.train.metric, task))
-    before = evaluate(model) if evaluate and cfg.train.eval_before else None
-    # Optional step: training-only reshaping of the examples, e.g. packing (sft); evaluation never sees it.
-    prepare = getattr(task, "prepare_train", None)
-    train_features = prepare(features["train"]) if prepare else features["train"]
-    collate = task.collate(tokenizer)
-    cache, cache_report = frozen_cache.plan(model, task, collate, train_features, cfg, accelerator)
-    if cache:
-        train_features, collate, objective.loss = cache.features, cache.collate, cache.loss
-    tracker = Tracker(run_dir, cfg, enabled=accelerator.is_main_process)
-    try:
-        result = fit(accelerator, model, train_features, collate,
-                     [len(f["input_ids"]) for f in train_features], cfg.train, objective, run_dir, resume,
-                     tracker.log)
-    except BaseException:
-        tracker.abort()
-        raise
-    model = accelerator.unwrap_model(model)
-    # The last evaluation already scored the final weights, unless best-model restore or finish() changed them.
-    unchanged = bool(result.best and result.history and result.best["step"] == result.history[-1]["step"])
-    if "validation" in splits and task.finish(model, tokenizer, splits["validation"], features["validation"], batch):
-        unchanged = False
-
+    validation = Validation(task, tokenizer, splits, features, cfg.train, on_evaluate)
+    before = validation(model) if validation.rows is not None and cfg.train.eval_before else None
+    tracker = Tracker(cfg.run_dir, cfg, enabled=accelerator.is_main_process)
+    model, result, cache_report = _fit(accelerator, model, task, tokenizer, features["train"], cfg, validation,
+                                       resume, tracker)
+    scored, predictions, predicted = _final_scores(task, model, tokenizer, splits, features, validation, result,
+                                                   cfg.train.eval_batch_size)
     metrics: dict = {"task": task.name, "model": cfg.model.name, "method": cfg.method.name, "params": params,
-                     "data": data_report, "lmtune": __version__, "hardware": hardware(cfg)}
-    if before is not None:
-        metrics["validation_before"] = before
-    predictions: list[dict] = []
-    for split in ("validation", "test"):
-        if split == "validation" and unchanged and "result" in last:
-            metrics[split], predictions = last["result"]
-        elif split in splits:
-            metrics[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch)
+                     "data": data_report, "lmtune": __version__, "hardware": hardware(cfg),
+                     **({"validation_before": before} if before is not None else {}), **scored}
     by_language = accuracy_by_language(predictions)
     if by_language:
         metrics["by_language"] = by_language
@@ -172,31 +128,122 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     if cache_report:
         metrics["train"]["frozen_cache"] = cache_report
     if accelerator.is_main_process:
-        save_model(model, tokenizer, task, run_dir / "model", cfg, record)
-        write_jsonl(run_dir / "predictions.jsonl", predictions)
-        metrics.update(run_baselines(task, splits, predictions))
-        write_json(run_dir / "metrics.json", metrics)
-        tracker.finish(metrics)
-        write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
-        if not cfg.train.keep_final_checkpoint:
-            # Nothing is left to resume, and the optimizer states are most of the run's size (1.8 GB of 2.3 GB for
-            # the demo on multilingual-e5-small).
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        explained = report_explanations(model, tokenizer, task, splits[predicted], predictions, task.explained_rows,
+                                        cfg.train.seed) if predicted else None
+        _save_run(cfg, model, tokenizer, task, record, metrics, predictions, splits, tracker, explained)
     accelerator.wait_for_everyone()
-    return Run(run_dir, metrics, cfg)
+    return Run(cfg.run_dir, metrics, cfg)
+
+
+def _encoded(task, splits: dict[str, pd.DataFrame], tokenizer, data: DataConfig, report: dict) -> dict[str, list]:
+    """Each split's features (from the token cache where it has them); what encoding found goes into `report`."""
+    encoded = {split: cached_encode(task, rows, tokenizer, data, cache_dir(data)) for split, rows in splits.items()}
+    report["tokenized_from_cache"] = {split: found.from_cache for split, found in encoded.items()}
+    counts = [found.counts for found in encoded.values()]
+    if any(counts):
+        report["length_limit"] = {k: sum(c[k] for c in counts) for k in counts[0]}
+    features = {split: found.features for split, found in encoded.items()}
+    report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
+    return features
+
+
+def _trainable_model(task, path: str, cfg: Config):
+    model = task.build_model(path, cfg.model)
+    if cfg.train.gradient_checkpointing:
+        # Non-reentrant checkpointing needs no input that requires grad, so frozen embeddings (LoRA) work too.
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    task.precision = cfg.train.precision
+    return apply_method(model, cfg.method, task.peft_task_type)
+
+
+class Validation:
+    """What fit calls to evaluate: the task's evaluation of the validation split. The last result is kept, so the
+    final metrics reuse it when the weights have not changed since; `on_evaluate` sees each one."""
+
+    def __init__(self, task, tokenizer, splits: dict[str, pd.DataFrame], features: dict[str, list], cfg: TrainConfig,
+                 on_evaluate: Callable[[int, dict], None] | None):
+        self.task, self.tokenizer, self.on_evaluate = task, tokenizer, on_evaluate
+        self.rows, self.features = splits.get("validation"), features.get("validation")
+        self.batch_size, self.count = cfg.eval_batch_size, 0 if cfg.eval_before else 1
+        self.last: tuple[dict, list[dict]] | None = None
+
+    def __call__(self, model) -> dict:
+        self.last = self.task.evaluate(model, self.tokenizer, self.rows, self.features, self.batch_size)
+        if self.on_evaluate:
+            self.on_evaluate(self.count, self.last[0])
+        self.count += 1
+        return self.last[0]
+
+
+def _fit(accelerator, model, task, tokenizer, features: list[dict], cfg: Config, validation: Validation,
+         resume: bool, tracker: Tracker):
+    """(the trained, unwrapped model, fit's result, the frozen-layer cache's report): the task's objective, its
+    training-only reshaping (packing), and the optional frozen-layer cache stage, then the loop."""
+    objective = Objective(loss=task.loss, evaluate=validation if validation.rows is not None else None,
+                          units=task.loss_units, **selection_metric(cfg.train.metric, task))
+    features = task.prepare_train(features)
+    collate = task.collate(tokenizer)
+    cache, cache_report = frozen_cache.plan(model, task, collate, features, cfg, accelerator)
+    if cache:
+        features, collate, objective.loss = cache.features, cache.collate, cache.loss
+    try:
+        result = fit(accelerator, model, features, collate, [len(f["input_ids"]) for f in features], cfg.train,
+                     objective, cfg.run_dir, resume, tracker.log)
+    except BaseException:
+        tracker.abort()
+        raise
+    return accelerator.unwrap_model(model), result, cache_report
+
+
+def _final_scores(task, model, tokenizer, splits: dict[str, pd.DataFrame], features: dict[str, list],
+                  validation: Validation, result, batch_size: int) -> tuple[dict, list[dict], str | None]:
+    """({split: metrics}, the prediction records of the last split scored, that split's name)."""
+    # The last evaluation already scored the final weights, unless best-model restore or finish() changed them.
+    unchanged = bool(result.best and result.history and result.best["step"] == result.history[-1]["step"])
+    if validation.rows is not None and task.finish(model, tokenizer, validation.rows, validation.features,
+                                                   batch_size):
+        unchanged = False
+    scored, predictions, predicted = {}, [], None
+    for split in ("validation", "test"):
+        if split == "validation" and unchanged and validation.last:
+            scored[split], predictions = validation.last
+        elif split in splits:
+            scored[split], predictions = task.evaluate(model, tokenizer, splits[split], features[split], batch_size)
+        else:
+            continue
+        predicted = split
+    return scored, predictions, predicted
+
+
+def _save_run(cfg: Config, model, tokenizer, task, record: dict | None, metrics: dict, predictions: list[dict],
+              splits: dict[str, pd.DataFrame], tracker: Tracker, explained: dict | None) -> None:
+    run_dir = cfg.run_dir
+    save_model(model, tokenizer, task, run_dir / "model", cfg, record)
+    write_jsonl(run_dir / "predictions.jsonl", predictions)
+    if explained:
+        write_json(run_dir / "explanations.json", explained)
+        metrics["faithfulness"] = explained["faithfulness"]
+    metrics.update(run_baselines(task, splits, predictions))
+    write_json(run_dir / "metrics.json", metrics)
+    tracker.finish(metrics)
+    write_reports(run_dir)  # report.html/.md and model/README.md; a failure is logged, the run kept
+    if not cfg.train.keep_final_checkpoint:
+        # Nothing is left to resume, and the optimizer states are most of the run's size (1.8 GB of 2.3 GB for
+        # the demo on multilingual-e5-small).
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
 def _model_defaults(cfg: Config, task, rows: pd.DataFrame, announce: bool) -> tuple[Config, str, str]:
     """The model and method the user left to lmtune: the built-in model that reads the training texts' language,
     and LoRA for a decoder trained on an encoder task. Returns the config, the resolved model path and the model
     that reads the data best (for the unknown-token warning)."""
-    choice = choose_model(row_texts(rows, task.input_fields), model_kind_of(cfg))
+    choice = choose_model(row_texts(rows, task.input_fields), task.model_kind)
     if "name" not in cfg.model.model_fields_set:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": choice.name})})
         if announce:
             print(f"model: {choice.name}, chosen for the data: {choice.reason}. --model to choose another")
     path = resolve(cfg.model.name)
-    if ("name" not in cfg.method.model_fields_set and model_kind_of(cfg) == "encoder"
+    if ("name" not in cfg.method.model_fields_set and task.model_kind == "encoder"
             and model_kind(path) == "decoder"):
         # Full fine-tuning keeps weights, gradients and two AdamW states: smollm2-135m as a classifier peaked at
         # 6.3 GB that way; its LoRA adapters train a few percent of the weights.
@@ -251,7 +298,7 @@ def cross_validate(config: Config | dict | str | Path | None = None, folds: int 
     """K-fold cross-validation over the training file: fold i trains runs/<name>/fold-<i> with fold i held out
     as its validation split. Writes runs/<name>/cv.json and cv.md (per-fold metrics, mean ± sample std) and
     oof_predictions.jsonl (every row predicted once, by the model that did not train on it); returns cv.json."""
-    cfg = with_demo_data(as_config(config))
+    cfg = checked_config(with_demo_data(as_config(config)))
     if cfg.data.validation or cfg.data.test:
         raise ConfigError("cross-validation holds out each fold of the training file in turn, so it takes no "
                           "validation or test file; remove data.validation / data.test (--validation / --test)")

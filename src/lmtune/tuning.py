@@ -21,7 +21,7 @@ from lmtune.errors import ConfigError, UserError
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.recipe import selection_metric, train
 from lmtune.runs import as_config, free_run_dir, with_demo_data
-from lmtune.tasks import new_task
+from lmtune.tasks import checked_config, new_task
 
 if TYPE_CHECKING:
     import optuna
@@ -42,7 +42,7 @@ def tune(config: Config | dict | str | Path | None, space: dict | str | Path, tr
     `retrain` trains best.yaml at the end (runs/<name>-best), its metrics under "retrain"."""
     import optuna
 
-    cfg = with_demo_data(as_config(config))
+    cfg = checked_config(with_demo_data(as_config(config)))
     base = cfg.model_dump(mode="json")
     spec = _read_space(space)
     distributions = load_space(spec, base)
@@ -127,7 +127,7 @@ def _check_values(base: dict, key: str, values: list) -> None:
         data = copy.deepcopy(base)
         try:
             set_dotted(data, key, value)
-            build_config(data)
+            checked_config(build_config(data))
         except ConfigError as err:
             raise ConfigError(f"search space {key!r} = {value!r}: {err}") from None
 

@@ -11,6 +11,12 @@ from sklearn.metrics import f1_score
 from lmtune.evaluation.bootstrap import bootstrap_ci, paired_lift_ci
 from lmtune.evaluation.intervals import metric_interval
 from lmtune.evaluation.tagging import tagging_metrics
+from lmtune.tasks import task_type
+
+
+def interval(task: str, records: list[dict]) -> dict | None:
+    """The interval of a run of `task`, as the report finds it: through the statistic the task declares."""
+    return metric_interval(task_type(task).interval_data, records)
 
 
 def proportion(n: int, share: float) -> np.ndarray:
@@ -81,7 +87,7 @@ def test_lift_needs_the_same_examples():
 
 def test_classification_interval_is_about_accuracy():
     records = [{"label": "a", "gold": "a"}] * 30 + [{"label": "b", "gold": "a"}] * 10
-    found = metric_interval("classification", records)
+    found = interval("classification", records)
     assert found["metric"] == "accuracy" and found["n"] == 40
     assert found["value"] == 0.75
     assert found["low"] < 0.75 < found["high"]
@@ -91,7 +97,7 @@ def test_multi_label_interval_value_is_micro_f1():
     gold = [["a"], ["a", "b"], ["b"], [], ["a"], ["b"]]
     predicted = [["a"], ["a"], ["a", "b"], ["b"], [], ["b"]]
     records = [{"labels": p, "gold": g} for p, g in zip(predicted, gold, strict=True)]
-    found = metric_interval("classification", records)
+    found = interval("classification", records)
     matrix = [[[int(c in row) for c in "ab"] for row in rows] for rows in (gold, predicted)]
     assert found["metric"] == "f1_micro"
     assert found["value"] == pytest.approx(f1_score(*matrix, average="micro"))
@@ -101,7 +107,7 @@ def test_token_classification_interval_value_is_seqeval_overall_f1():
     gold = [["B-PER", "I-PER", "O"], ["B-LOC", "O", "B-PER"], ["O", "O"]]
     tags = [["B-PER", "I-PER", "O"], ["B-PER", "O", "B-PER"], ["B-LOC", "O"]]
     records = [{"gold": g, "tags": t} for g, t in zip(gold, tags, strict=True)]
-    found = metric_interval("token-classification", records)
+    found = interval("token-classification", records)
     assert found["value"] == pytest.approx(tagging_metrics(gold, tags)["overall_f1"])
 
 
@@ -110,14 +116,14 @@ def test_regression_interval_value_is_pearson():
     gold = rng.normal(size=50)
     score = gold + rng.normal(size=50)
     records = [{"score": float(s), "gold": float(g)} for s, g in zip(score, gold, strict=True)]
-    found = metric_interval("regression", records)
+    found = interval("regression", records)
     assert found["metric"] == "pearson"
     assert found["value"] == pytest.approx(pearsonr(score, gold).statistic)
     assert found["low"] < found["value"] < found["high"]
 
 
 def test_no_interval_for_unknown_tasks_odd_records_or_too_few():
-    assert metric_interval("mlm", [{"x": 1}, {"x": 2}]) is None
-    assert metric_interval("summarization", [{"label": "a", "gold": "a"}] * 5) is None
-    assert metric_interval("classification", [{"text": "no labels"}] * 5) is None
-    assert metric_interval("classification", [{"label": "a", "gold": "a"}]) is None
+    assert interval("mlm", [{"x": 1}, {"x": 2}]) is None
+    assert interval("summarization", [{"label": "a", "gold": "a"}] * 5) is None
+    assert interval("classification", [{"text": "no labels"}] * 5) is None
+    assert interval("classification", [{"label": "a", "gold": "a"}]) is None

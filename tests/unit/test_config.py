@@ -9,6 +9,7 @@ import yaml
 
 from lmtune.config import Config, build_config, load_config, parse_value
 from lmtune.errors import ConfigError, UserError
+from lmtune.tasks import checked_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -111,7 +112,7 @@ def test_config_error_is_a_user_error():
 ])
 def test_wrong_type_or_value_names_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        build_config(overrides=[override])
+        checked_config(build_config(overrides=[override]))  # task keys are the task's to check
     assert key in str(err.value)
 
 

@@ -67,7 +67,7 @@ def test_predictions_of_a_large_label_set_carry_their_most_likely_classes_only()
         probs = np.full((2, k), 0.5 / (k - 3))
         probs[:, :3] = 0.0
         probs[0, [5, 9]], probs[1, [2, 0, 1]] = [0.3, 0.2], [0.25, 0.15, 0.1]
-        records = task._records(pd.DataFrame({"text": ["a", "b"]}), probs / probs.sum(axis=1, keepdims=True))
+        records = task.records(pd.DataFrame({"text": ["a", "b"]}), probs / probs.sum(axis=1, keepdims=True))
         assert [r["label"] for r in records] == ["c5", "c2"]
         if k <= MATRIX_LIMIT:
             assert len(records[0]["probabilities"]) == k and "top_probabilities" not in records[0]

@@ -139,7 +139,7 @@ def test_target_scaling_round_trip(tmp_path, tiny_bert, standardize):
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
     restored = Regression.from_state(task.state())
-    pred = restored.scores(model, tokenizer, features, batch_size=2)
+    pred = restored.predictions(model, tokenizer, features, batch_size=2)
     assert pred.ravel() == pytest.approx([5.0 if standardize else 0.0] * 4, abs=1e-5)
 
 

@@ -139,12 +139,12 @@ def test_over_long_chats(tmp_path, tokenizer, policy):
         with pytest.raises(DataError, match=r"chats\.json.*row 1.*over data.max_length=48"):
             task.encode(rows, tokenizer, data)
         return
-    features = task.encode(rows, tokenizer, data)
+    features, lengths = task.encode_counted(rows, tokenizer, data)
     if policy == "truncate":
-        assert [len(f["input_ids"]) for f in features][::2] == [48, 48] and task.lengths["truncated"] == 2
+        assert [len(f["input_ids"]) for f in features][::2] == [48, 48] and lengths["truncated"] == 2
         assert [f["row"] for f in features] == [1, 2, 3]
     else:
-        assert [f["row"] for f in features] == [2] and task.lengths["dropped"] == 2
+        assert [f["row"] for f in features] == [2] and lengths["dropped"] == 2
 
 
 def test_no_chat_fitting_is_an_error(tmp_path, tokenizer):

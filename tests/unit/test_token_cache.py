@@ -14,6 +14,7 @@ from lmtune.config import DataConfig, TaskConfig
 from lmtune.data import token_cache
 from lmtune.data.token_cache import cache_dir, cache_key, cached_encode, prune
 from lmtune.models.chat import FALLBACK_TEMPLATE
+from lmtune.tasks.base import Task
 from lmtune.tasks.classification import Classification
 from lmtune.tasks.clm import CausalLM
 from lmtune.tasks.mlm import MaskedLM
@@ -64,9 +65,9 @@ def counting(monkeypatch, task) -> list:
 def test_second_call_loads_without_encoding(tmp_path, bert, monkeypatch):
     task = classifier()
     calls = counting(monkeypatch, task)
-    first, hit = cached_encode(task, reviews(), bert, DATA, tmp_path)
+    first, hit, _ = cached_encode(task, reviews(), bert, DATA, tmp_path)
     assert not hit and len(calls) == 1 and len(list(tmp_path.glob("*.arrow"))) == 1
-    again, hit = cached_encode(task, reviews(), bert, DATA, tmp_path)
+    again, hit, _ = cached_encode(task, reviews(), bert, DATA, tmp_path)
     assert hit and len(calls) == 1
     assert repr(again) == repr(first)
 
@@ -115,7 +116,7 @@ def test_a_changed_row_is_encoded_again(tmp_path, bert, monkeypatch):
     task = classifier()
     calls = counting(monkeypatch, task)
     cached_encode(task, reviews(), bert, DATA, tmp_path)
-    features, hit = cached_encode(task, reviews().assign(label=["bad", "bad", "good"]), bert, DATA, tmp_path)
+    features, hit, _ = cached_encode(task, reviews().assign(label=["bad", "bad", "good"]), bert, DATA, tmp_path)
     assert not hit and len(calls) == 2 and features[0]["labels"] == 0
 
 
@@ -173,9 +174,9 @@ def test_round_trip_is_exact(tmp_path, case, bert, llama):
     make_task, make_rows, which, data = CASES[case]
     tokenizer = {"bert": bert, "llama": llama}[which]
     encoded = make_task().encode(make_rows(), tokenizer, data)
-    first, hit = cached_encode(make_task(), make_rows(), tokenizer, data, tmp_path)
+    first, hit, _ = cached_encode(make_task(), make_rows(), tokenizer, data, tmp_path)
     assert not hit and repr(first) == repr(encoded)
-    loaded, hit = cached_encode(make_task(), make_rows(), tokenizer, data, tmp_path)
+    loaded, hit, _ = cached_encode(make_task(), make_rows(), tokenizer, data, tmp_path)
     assert hit and repr(loaded) == repr(encoded)  # repr: also the types (1 vs 1.0, None, nested lists)
 
 
@@ -186,12 +187,12 @@ def test_sft_hit_repeats_the_length_counts_and_the_chat_template(tmp_path, llama
     rows, data = frame(messages=[CHAT, CHAT[:2]]), DataConfig(max_length=48)
     llama.chat_template = None  # a base model's tokenizer: sft gives it the fallback template
     cold = SFT(TaskConfig(name="sft"))
-    _, hit = cached_encode(cold, rows, llama, data, tmp_path)
-    assert not hit and cold.lengths == {"truncated": 1, "dropped": 0} and llama.chat_template == FALLBACK_TEMPLATE
+    _, hit, cold_lengths = cached_encode(cold, rows, llama, data, tmp_path)
+    assert not hit and cold_lengths == {"truncated": 1, "dropped": 0} and llama.chat_template == FALLBACK_TEMPLATE
     fresh, warm = AutoTokenizer.from_pretrained(tiny_llama), SFT(TaskConfig(name="sft"))
     fresh.chat_template = None
-    _, hit = cached_encode(warm, rows, fresh, data, tmp_path)
-    assert hit and warm.lengths == cold.lengths and fresh.chat_template == FALLBACK_TEMPLATE
+    _, hit, warm_lengths = cached_encode(warm, rows, fresh, data, tmp_path)
+    assert hit and warm_lengths == cold_lengths and fresh.chat_template == FALLBACK_TEMPLATE
 
 
 def test_hit_repeats_the_warnings(tmp_path, bert):
@@ -206,12 +207,13 @@ def test_hit_repeats_the_warnings(tmp_path, bert):
 # -- what is not cached, and damaged files ---------------------------------------------------------------
 
 
-class Fixed:
+class Fixed(Task):
     """A task whose encode() returns the features it was given."""
 
-    name, cfg = "fixed", TaskConfig()
+    name = "fixed"
 
     def __init__(self, features: list[dict]):
+        super().__init__()
         self.features = features
 
     def state(self) -> dict:
@@ -229,18 +231,18 @@ class Fixed:
 ])
 def test_features_arrow_would_change_are_not_cached(tmp_path, bert, capsys, features):
     for _ in range(2):
-        assert cached_encode(Fixed(features), reviews(), bert, DATA, tmp_path) == (features, False)
+        assert cached_encode(Fixed(features), reviews(), bert, DATA, tmp_path)[:2] == (features, False)
     assert "not cached" in capsys.readouterr().out and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_file_is_ignored_and_rewritten(tmp_path, bert, damage):
-    first, _ = cached_encode(classifier(), reviews(), bert, DATA, tmp_path)
+    first, _, _ = cached_encode(classifier(), reviews(), bert, DATA, tmp_path)
     [path] = tmp_path.glob("*.arrow")
     whole = path.read_bytes()
     path.write_bytes(b"not an arrow file" if damage == "garbage" else whole[: len(whole) // 2])
     with pytest.warns(UserWarning, match="unreadable token cache file"):
-        features, hit = cached_encode(classifier(), reviews(), bert, DATA, tmp_path)
+        features, hit, _ = cached_encode(classifier(), reviews(), bert, DATA, tmp_path)
     assert not hit and repr(features) == repr(first) and path.read_bytes() == whole
     assert cached_encode(classifier(), reviews(), bert, DATA, tmp_path)[1]
 

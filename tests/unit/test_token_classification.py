@@ -15,13 +15,13 @@ from lmtune.api import Predictor, train
 from lmtune.config import DataConfig, ModelConfig, TaskConfig, build_config
 from lmtune.data.conll import read_tagged
 from lmtune.data.scripts import join_words
+from lmtune.data.splits import return_unseen
 from lmtune.errors import DataError
 from lmtune.evaluation.tagging import best_valid_tags, entity_spans, repair_tags, tagging_metrics
 from lmtune.tasks.token_classification import (
     IGNORE,
     TokenClassification,
     _encode_words,
-    _return_unseen,
     align_labels,
 )
 
@@ -116,7 +116,7 @@ def test_carved_sentence_with_a_rare_tag_goes_back_to_train():
     held = pd.DataFrame({"tokens": [["Rome"], ["Ann"]], "tags": [["B-LOC"], ["B-PER"]]}, index=[2, 4])
     splits = {"train": train_rows, "validation": held}
     with pytest.warns(UserWarning, match="moved 1 validation sentence"):
-        _return_unseen(splits)
+        return_unseen(splits, ["validation"], "tags", "sentence")
     assert list(splits["train"].index) == [1, 2, 3] and list(splits["validation"].index) == [4]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ from lmtune.config import Column, DataConfig
 from lmtune.data.clean import clean_text, normalise_label, split_labels
 from lmtune.data.columns import find_columns
 from lmtune.data.readers import file_label, read_splits, read_table, select_columns
-from lmtune.data.splits import quality_report, stratified_sample, stratified_split
+from lmtune.data.splits import label_set, quality_report, return_unseen, stratified_sample, stratified_split
 from lmtune.data.validate import check_classes, check_labels_seen, check_required
 from lmtune.errors import ConfigError, DataError
 
@@ -64,8 +63,8 @@ def load_labelled(cfg: DataConfig, text_columns: dict[str, Column | None], label
             splits[name] = carved[name]
             sources[name] = f"split of {cfg.train}"
     if categorical:
-        _return_unseen(splits, list(carved))
-        seen = _label_set(splits["train"])
+        return_unseen(splits, list(carved))
+        seen = label_set(splits["train"])
         for name in tables:
             check_labels_seen(seen, splits[name])
     report = quality_report(splits, texts)
@@ -115,30 +114,3 @@ def _prepare(df: pd.DataFrame, mapping: dict[str, Column | None], texts: list[st
                                 dtype=object)
         df = df.drop(columns=labels)
     return df
-
-
-def _return_unseen(splits: dict[str, pd.DataFrame], carved: list[str]) -> None:
-    """Rows carved out of train whose label is nowhere else in train go back to train.
-
-    A class too rare to stratify can land wholly in a held-out split; the model would then have no output
-    for it. The user cannot fix that by editing a row, so it is repaired here rather than reported.
-    """
-    seen = _label_set(splits["train"])
-    for name in carved:
-        df = splits[name]
-        unseen = pd.Series([any(item not in seen for item in _items(v)) for v in df["label"]], index=df.index,
-                           dtype=bool)
-        if unseen.any():
-            warnings.warn(f"{file_label(df)}: moved {unseen.sum()} {name} row(s) back into train: their "
-                          "labels occur nowhere else in the training data", stacklevel=3)
-            splits["train"] = pd.concat([splits["train"], df[unseen]]).sort_index()
-            splits[name] = df[~unseen]
-            seen |= _label_set(df[unseen])
-
-
-def _label_set(df: pd.DataFrame) -> set:
-    return {item for value in df["label"] for item in _items(value)}
-
-
-def _items(value: object) -> list:
-    return value if isinstance(value, list) else [value]

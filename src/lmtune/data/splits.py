@@ -36,16 +36,20 @@ def stratified_split(df: pd.DataFrame, label_column: str | None, validation_size
     return {"train": rest.sort_index(), **held_out}
 
 
-def read_and_split(d: DataConfig, seed: int,
-                   read: Callable[[str], pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Splits of unlabelled-style data (text corpora, chats): the train file (subsampled to max_train_rows),
-    validation/test files when given, otherwise a seeded random share of train; and where each split came from."""
+def read_and_split(d: DataConfig, seed: int, read: Callable[[str], pd.DataFrame], *, labels: str | None = None,
+                   unit: str = "row") -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Splits of data split at random (text corpora, chats, tagged sentences): the train file (subsampled to
+    max_train_rows), validation/test files when given, otherwise a seeded random share of train; and where each
+    split came from. With `labels` (a column of label lists), carved-out rows with a label found nowhere else in
+    train go back to train (`return_unseen`, each row a `unit` in its warning)."""
     train = read(d.train)
     if d.max_train_rows:
         train = stratified_sample(train, None, d.max_train_rows, seed)
     given = {name: read(getattr(d, name)) for name in ("validation", "test") if getattr(d, name)}
     carved = stratified_split(train, None, 0 if "validation" in given else d.validation_size,
                               0 if "test" in given else d.test_size, seed)
+    if labels:
+        return_unseen(carved, [name for name in carved if name != "train"], labels, unit)
     splits = {"train": carved.pop("train"), **carved, **given}
     sources = {"train": d.train, **{name: f"split of {d.train}" for name in carved},
                **{name: getattr(d, name) for name in given}}
@@ -58,6 +62,36 @@ def stratified_sample(df: pd.DataFrame, label_column: str | None, n: int, seed: 
         return df
     kept, _ = _hold_out(df, label_column, len(df) - n, seed)
     return kept.sort_index()
+
+
+def return_unseen(splits: dict[str, pd.DataFrame], carved: list[str], column: str = "label",
+                  unit: str = "row") -> None:
+    """Rows carved out of train whose label (or one of their labels) is nowhere else in train go back to train.
+
+    A class too rare to stratify, or a tag in a randomly split sentence, can land wholly in a held-out split; the
+    model would then have no output for it. The user cannot fix that by editing a row, so it is repaired here
+    rather than reported.
+    """
+    seen = label_set(splits["train"], column)
+    for name in carved:
+        df = splits[name]
+        unseen = pd.Series([any(item not in seen for item in _items(v)) for v in df[column]], index=df.index,
+                           dtype=bool)
+        if unseen.any():
+            warnings.warn(f"{file_label(df)}: moved {unseen.sum()} {name} {unit}(s) back into train: they have a "
+                          f"{column!r} value that occurs nowhere else in the training data", stacklevel=3)
+            splits["train"] = pd.concat([splits["train"], df[unseen]]).sort_index()
+            splits[name] = df[~unseen]
+            seen |= label_set(df[unseen], column)
+
+
+def label_set(df: pd.DataFrame, column: str = "label") -> set:
+    """Every label in the column, of single-label and list cells alike."""
+    return {item for value in df[column] for item in _items(value)}
+
+
+def _items(value: object) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def quality_report(splits: dict[str, pd.DataFrame], text_columns: list[str],

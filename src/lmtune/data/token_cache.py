@@ -19,6 +19,7 @@ import warnings
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -28,10 +29,10 @@ from lmtune.config import DataConfig
 from lmtune.io import atomic_file, lmtune_home
 from lmtune.version import __version__
 
-FORMAT = 1  # raise it whenever the file layout or what the key covers changes
+FORMAT = 2  # raise it whenever the file layout or what the key covers changes
 # The folder keeps its most recently used files within 2 GiB: SST-2's 60k training sentences take 3.2 MB.
 MAX_BYTES = 2 * 1024**3
-METADATA = b"lmtune"  # schema metadata key of what encode() left besides the features
+METADATA = b"lmtune"  # schema metadata key of what encoding gave besides the features (counts, warnings)
 
 
 def cache_dir(data: DataConfig) -> Path | None:
@@ -43,22 +44,27 @@ def cache_dir(data: DataConfig) -> Path | None:
     return Path(env).expanduser() if env else lmtune_home() / "tokenized"
 
 
-def cached_encode(task, rows: pd.DataFrame, tokenizer, data: DataConfig,
-                  folder: Path | None) -> tuple[list[dict], bool]:
-    """`task.encode(rows, tokenizer, data)` and whether it came from the cache in `folder` (None: no cache)."""
+class Encoded(NamedTuple):
+    features: list[dict]
+    from_cache: bool
+    counts: dict[str, int]  # what fitting the rows into max_length did to them (Task.encode_counted)
+
+
+def cached_encode(task, rows: pd.DataFrame, tokenizer, data: DataConfig, folder: Path | None) -> Encoded:
+    """`task.encode_counted(rows, tokenizer, data)` and whether it came from the cache in `folder` (None: no
+    cache)."""
     if folder is None:
-        return task.encode(rows, tokenizer, data), False
-    prepare = getattr(task, "prepare_tokenizer", None)
-    if prepare:  # what encode() would change in the tokenizer (sft's chat template) happens on a hit too
-        prepare(tokenizer)
+        features, counts = task.encode_counted(rows, tokenizer, data)
+        return Encoded(features, False, counts)
+    task.prepare_tokenizer(tokenizer)  # what encoding changes in the tokenizer (sft's chat template), on a hit too
     path = Path(folder) / f"{cache_key(task, rows, tokenizer, data)}.arrow"
     if path.exists():
-        features = _load(path, task)
-        if features is not None:
-            return features, True
+        found = _load(path)
+        if found is not None:
+            return found
     features, effects = _encode(task, rows, tokenizer, data)
     _store(path, features, effects)
-    return features, False
+    return Encoded(features, False, effects["counts"])
 
 
 def cache_key(task, rows: pd.DataFrame, tokenizer, data: DataConfig) -> str:
@@ -126,30 +132,29 @@ def _saved_files_digest(tokenizer) -> str:
 
 
 def _encode(task, rows: pd.DataFrame, tokenizer, data: DataConfig) -> tuple[list[dict], dict]:
-    """encode(), and what it leaves besides the features, for a cache hit to repeat: its warnings (e.g. sentences
-    cut by max_length) and the change in sft's task.lengths, the truncated/dropped counts of the data report."""
-    counts = dict(getattr(task, "lengths", {}))
+    """encode_counted(), and what it gives besides the features, for a cache hit to give again: its counts, and
+    its warnings (e.g. sentences cut by max_length)."""
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            features = task.encode(rows, tokenizer, data)
+            features, counts = task.encode_counted(rows, tokenizer, data)
     finally:
         for w in caught:  # shown as if never caught: the user's warning filters decide
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     notes = list(dict.fromkeys((w.category.__name__, str(w.message), w.filename, w.lineno) for w in caught))
-    return features, {"warnings": notes, "lengths": {k: task.lengths[k] - n for k, n in counts.items()}}
+    return features, {"warnings": notes, "counts": counts}
 
 
-def _load(path: Path, task) -> list[dict] | None:
-    """The features stored at `path`, with encode()'s side effects repeated; None, with a warning, when the file
-    cannot be read, so that it is encoded and written again."""
+def _load(path: Path) -> Encoded | None:
+    """The features and counts stored at `path`, encoding's warnings shown again; None, with a warning, when the
+    file cannot be read, so that it is encoded and written again."""
     try:
         table = feather.read_table(path)
         effects = json.loads(table.schema.metadata[METADATA])
         notes = [(str(category), str(message), str(filename), int(lineno))
                  for category, message, filename, lineno in effects["warnings"]]
-        lengths = {str(k): int(n) for k, n in effects["lengths"].items()}
+        counts = {str(k): int(n) for k, n in effects["counts"].items()}
         features = table.to_pylist()
     except Exception as err:  # whatever is wrong with a cache file, encoding afresh is the cure, never a failed run
         warnings.warn(f"ignoring unreadable token cache file {path} ({type(err).__name__}: {err}); encoding again",
@@ -161,9 +166,7 @@ def _load(path: Path, task) -> list[dict] | None:
         kind = getattr(builtins, category, None)
         is_warning = isinstance(kind, type) and issubclass(kind, Warning)
         warnings.warn_explicit(message, kind if is_warning else UserWarning, filename, lineno)
-    for k, n in lengths.items():
-        task.lengths[k] += n
-    return features
+    return Encoded(features, True, counts)
 
 
 def _store(path: Path, features: list[dict], effects: dict) -> None:

@@ -35,10 +35,10 @@ SCORES = 40_000_000
 
 
 def run_baselines(task, splits: dict[str, pd.DataFrame], predictions: list[dict]) -> dict:
-    """{"baselines": ...} for a classification run that asks for them, else {}. A baseline that cannot be
-    fitted (e.g. texts with no usable n-grams, or torch failing in the BiLSTM) is logged and skipped: it must not
-    cost the trained model."""
-    if task.name != "classification" or not task.cfg.baselines or len(task.labels) < 2 or len(splits) < 2:
+    """{"baselines": ...} for a run of a task that has baselines (classification) and asks for them, else {}. A
+    baseline that cannot be fitted (e.g. texts with no usable n-grams, or torch failing in the BiLSTM) is logged
+    and skipped: it must not cost the trained model."""
+    if not (task.has_baselines and task.cfg.baselines) or len(task.labels) < 2 or len(splits) < 2:
         return {}
     try:
         return {"baselines": baseline_metrics(task, splits, predictions)}

@@ -23,6 +23,12 @@ def figure(name: str, caption: str, png: bytes) -> dict:
     return {"kind": "figure", "name": name, "caption": caption, "png": png}
 
 
+def highlighted(caption: str, pieces: list[tuple[str, float]]) -> dict:
+    """Text drawn with a weight per piece in [-1, 1] (token attributions): HTML shades it, Markdown bolds the
+    strongest pieces."""
+    return {"kind": "highlighted", "caption": caption, "pieces": pieces}
+
+
 def section(title: str, blocks: list[dict]) -> dict:
     return {"title": title, "blocks": blocks}
 

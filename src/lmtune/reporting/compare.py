@@ -3,11 +3,14 @@
 One row per run, best first by one metric (the task's main metric unless told otherwise), with what the run cost
 (trainable parameters, training seconds) and the baselines it was scored against. Scores only compare when the
 runs did the same task, so runs of different tasks are refused; runs evaluated on different rows are compared
-but flagged, since their scores differ by sample as well as by model.
+but flagged, since their scores differ by sample as well as by model. A multi-seed folder (`--seeds`, seeds.json)
+is one row: the mean over its seeds, ranked by that mean and shown with its sample std.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmtune.errors import UserError
@@ -29,13 +32,14 @@ def compare_runs(paths: list[Path], metric: str | None = None) -> dict:
     """
     if not paths:
         raise UserError("compare needs at least one run folder")
-    runs = [read_run(p) for p in paths]
+    entries = [read_group(p) if (Path(p) / GROUP_FILE).exists() else read_run(p) for p in paths]
+    runs = [e.first if isinstance(e, SeedGroup) else e for e in entries]  # what a group's runs all share
     task = _one_task(runs)
     name = metric or _main_metric(runs)
     higher = higher_is_better(name)
     # Test is the held-out verdict; when any run lacks it, validation is the split all of them share.
     split = "test" if all(isinstance(r.metrics.get("test"), dict) for r in runs) else "validation"
-    rows = [_row(run, name, split) for run in runs]
+    rows = [e.row(name) if isinstance(e, SeedGroup) else _row(e, name, split) for e in entries]
     if all(row[split] is None for row in rows):
         raise UserError(f"no run has a scalar {split} metric {name!r}; pick another with --metric")
     return {"task": task, "metric": name, "higher_is_better": higher, "ranked_by": split,
@@ -49,7 +53,7 @@ def comparison_table(result: dict) -> dict:
     columns = ["rank", "run", "task", "model", "method", "trainable params", "train seconds",
                *[f"{s} {metric}" for s in SPLITS], *[f"{BASELINE_NAMES[b]} ({split})" for b in baselines]]
     rows = [[row["rank"], row["run"], row["task"], row["model"], row["method"], row["trainable_params"],
-             row["train_seconds"], *[row[s] for s in SPLITS], *[row["baselines"].get(b) for b in baselines]]
+             row["train_seconds"], *[_score(row, s) for s in SPLITS], *[row["baselines"].get(b) for b in baselines]]
             for row in result["runs"]]
     return table(columns, rows)
 
@@ -72,6 +76,38 @@ def write_comparison(result: dict, output: Path | None) -> str:
         write_text(output.with_suffix(".md"), markdown)
         write_json(output.with_suffix(".json"), result)
     return markdown
+
+
+GROUP_FILE = "seeds.json"
+
+
+@dataclass
+class SeedGroup:
+    """A `--seeds` folder: seeds.json, and the first seed's run (or its first fold, for cross-validated seeds)."""
+
+    path: Path
+    result: dict
+    first: RunFiles
+
+    def row(self, metric: str) -> dict:
+        stats = {s: self.result["summary"].get(f"{s}.{metric}") for s in SPLITS}
+        return {"run": str(self.path), "task": self.result["task"], "model": self.result["model"],
+                "method": self.result["method"], "trainable_params": (self.first.metrics.get("params") or {}).get(
+                    "trainable"), "train_seconds": None, "baselines": {},
+                **{s: stat["mean"] if stat else None for s, stat in stats.items()},
+                **{f"{s}_std": stat["std"] for s, stat in stats.items() if stat}}
+
+
+def read_group(path: str | Path) -> SeedGroup:
+    path = Path(path)
+    result = json.loads((path / GROUP_FILE).read_text(encoding="utf-8"))
+    first = Path(result["per_seed"][0]["run"])
+    return SeedGroup(path, result, read_run(first / "fold-1" if result.get("folds") else first))
+
+
+def _score(row: dict, split: str):
+    std = row.get(f"{split}_std")
+    return row[split] if std is None else f"{row[split]:.4f} ± {std:.4f}"
 
 
 def _one_task(runs: list[RunFiles]) -> str:

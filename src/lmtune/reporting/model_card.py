@@ -15,16 +15,12 @@ from lmtune.reporting.blocks import bullets, section, table, text
 from lmtune.reporting.render import render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
 
-PIPELINE_TAGS = {"classification": "text-classification", "regression": "text-classification",
-                 "token-classification": "token-classification", "question-answering": "question-answering",
-                 "mlm": "fill-mask", "sft": "text-generation", "clm": "text-generation"}
-
 
 def write_model_card(run_dir: str | Path) -> Path:
     run = read_run(run_dir)
     if not (run.path / "model").is_dir():
         raise UserError(f"{run.path} has no model/ folder to describe")
-    interval = metric_interval(run.task, run.predictions)
+    interval = metric_interval(run.task_type.interval_data, run.predictions)
     metadata = yaml.safe_dump(front_matter(run), sort_keys=False, allow_unicode=True)
     body = render_markdown({"title": run.path.name, "subtitle": _intro(run), "sections": card_sections(run, interval)})
     path = run.path / "model" / "README.md"
@@ -51,8 +47,8 @@ def front_matter(run: RunFiles) -> dict:
         meta["license"] = spec.licence.lower() if spec.commercial_use else "other"
         if not spec.commercial_use:
             meta["license_name"] = spec.licence
-    if run.task in PIPELINE_TAGS:
-        meta["pipeline_tag"] = PIPELINE_TAGS[run.task]
+    if run.task_type.pipeline_tag:
+        meta["pipeline_tag"] = run.task_type.pipeline_tag
     meta["tags"] = [t for t in ("lmtune", run.task, run.metrics.get("method")) if t]
     scores = run.metrics.get(run.predictions_split) or {}
     names = [k for k, v in scores.items() if isinstance(v, float)]  # integers are counts (n, entities), not metrics
@@ -91,20 +87,9 @@ def _intro(run: RunFiles) -> str:
 
 
 def _intended_use(run: RunFiles) -> str:
-    labels = ", ".join(map(str, run.model_state.get("labels") or [])) or "its training labels"
-    how_many = "one or more" if run.model_state.get("multi_label") else "one"
-    what = {"classification": f"Assigns a text {how_many} of the labels: {labels}",
-            "regression": "Predicts a numeric score for a text",
-            "token-classification": "Tags each word of a text (e.g. named entities)",
-            "question-answering": "Finds the answer to a question as a span of a given context",
-            "mlm": "Fills in masked words; mainly a starting point for further fine-tuning",
-            "sft": "Answers chat messages in the style of its fine-tuning conversations (generated text can be "
-                   "wrong or made up: check it)",
-            "clm": "Continues text in the style of its domain corpus; mainly a starting point for sft"}.get(
-        run.task, "Makes predictions")
-    tag = PIPELINE_TAGS.get(run.task)
-    # A one-output regression head read through the text-classification pipeline would get a sigmoid.
-    raw = ", function_to_apply=\"none\"" if run.task == "regression" else ""
-    load = f"`transformers.pipeline(\"{tag}\", model=<this folder>{raw})` or " if tag else ""
+    task = run.task_type
+    what, tag = task.describe(run.model_state), task.pipeline_tag
+    told = "".join(f", {key}=\"{value}\"" for key, value in task.pipeline_kwargs.items())
+    load = f"`transformers.pipeline(\"{tag}\", model=<this folder>{told})` or " if tag else ""
     return (f"{what}. Use it on inputs like the training data below; load it with {load}`lmtune predict <run "
             "folder>`. Check the limitations before using it for decisions about people.")

@@ -13,6 +13,7 @@ from lmtune.evaluation.intervals import metric_interval
 from lmtune.io import atomic_dir, write_text
 from lmtune.reporting import analysis, summary
 from lmtune.reporting.blocks import section, table, text, warning
+from lmtune.reporting.explanations import explanation_sections
 from lmtune.reporting.model_card import write_model_card
 from lmtune.reporting.render import render_html, render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
@@ -48,11 +49,12 @@ def write_reports(run_dir: str | Path) -> None:
 
 
 def report_sections(run: RunFiles) -> list[dict]:
-    interval = metric_interval(run.task, run.predictions)
+    interval = metric_interval(run.task_type.interval_data, run.predictions)
     builders = [("Summary", _summary), ("Data", _data), ("Results", lambda r: _results(r, interval)),
                 ("Training curves", lambda r: analysis.curve_sections(r, summary.main_metric(r))),
                 ("Breakdown", analysis.detail_sections), ("Classification", analysis.classification_sections),
-                ("Predictions", analysis.regression_sections), ("Generated answers", analysis.generation_sections)]
+                ("Predictions", analysis.regression_sections), ("Explanations", explanation_sections),
+                ("Generated answers", analysis.generation_sections)]
     sections = []
     for title, build in builders:
         try:

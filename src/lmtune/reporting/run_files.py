@@ -10,6 +10,7 @@ import yaml
 
 from lmtune.errors import UserError
 from lmtune.io import read_jsonl
+from lmtune.tasks import Task, task_type
 
 
 @dataclass
@@ -24,6 +25,11 @@ class RunFiles:
     @property
     def task(self) -> str:
         return self.metrics.get("task") or self.model_state.get("task") or self.section("task").get("name", "")
+
+    @property
+    def task_type(self) -> type[Task]:
+        """The run's task class, for what the report and model card ask of the task (`Task` when unknown)."""
+        return task_type(self.task)
 
     @property
     def predictions_split(self) -> str:

@@ -154,7 +154,7 @@ def create_app(model_or_run: str | Path, *, max_batch_size: int = 32, max_wait_m
 
     @app.get("/info")
     def info() -> dict:
-        labels = getattr(predictor.task, "labels", None)
+        labels = predictor.task.labels
         return {"model": name, "task": predictor.task.name,
                 **({"labels": labels} if labels else {}), "lmtune": __version__, "limits": limits}
 

@@ -41,8 +41,7 @@ def predict_file(model_or_run: str | Path, path: str | None, output: Path | None
     if text_column is None:
         trained = run_data_config(model_or_run)
         text_column = trained.text_column
-        text_pair_column = text_pair_column or (trained.text_pair_column if getattr(predictor.task, "pair", False)
-                                                else None)
+        text_pair_column = text_pair_column or (trained.text_pair_column if predictor.task.pair else None)
     total, header = done, not done
     try:
         with _sink(target, append=bool(done)) as sink:

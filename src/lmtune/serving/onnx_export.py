@@ -21,18 +21,10 @@ from lmtune.errors import UserError
 from lmtune.io import atomic_dir, write_json
 from lmtune.methods import plain_weights
 from lmtune.models.load import load_tokenizer, load_trained
-from lmtune.tasks import saved_task
+from lmtune.tasks import TASKS, saved_task
 from lmtune.trained.folder import model_dir
 from lmtune.trained.onnx_model import FILES, OnnxModel, require
 
-# What each exportable task reads from the model output; generation and fill-mask need a decoding loop or a
-# pipeline around the model, which one ONNX graph of logits does not give them.
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "classification": ("logits",),
-    "regression": ("logits",),
-    "token-classification": ("logits",),
-    "question-answering": ("start_logits", "end_logits"),
-}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # _Heads.forward's order: graph inputs are named by it
 # The torch.export-based exporter writes opset 18+ itself; below that it falls back to onnx's C API version
 # converter, whose graphs onnxruntime rejects (a Split with opset-18 attributes, in QA heads for one).
@@ -63,7 +55,7 @@ def export_onnx(model_or_run: str | Path, output: str | Path | None = None, quan
     """
     source = model_dir(model_or_run)
     task = saved_task(source)
-    outputs = _outputs(task.name)
+    outputs = _outputs(task)
     if opset < MIN_OPSET:
         raise UserError(f"ONNX export writes opset {MIN_OPSET} or later (asked for {opset}): the exporter's "
                         "conversion to older opsets produces graphs onnxruntime cannot load")
@@ -96,12 +88,15 @@ def export_onnx(model_or_run: str | Path, output: str | Path | None = None, quan
     return folder
 
 
-def _outputs(task: str) -> tuple[str, ...]:
-    if task not in OUTPUTS:
-        raise UserError(f"ONNX export covers {', '.join(OUTPUTS)} models; this is a {task} model, whose "
+def _outputs(task) -> tuple[str, ...]:
+    """What the task reads from the model output (Task.onnx_outputs). Generation and fill-mask have none: they need
+    a decoding loop or a pipeline around the model, which one ONNX graph of logits does not give them."""
+    if task.onnx_outputs is None:
+        covered = ", ".join(name for name, cls in TASKS.items() if cls.onnx_outputs is not None)
+        raise UserError(f"ONNX export covers {covered} models; this is a {task.name} model, whose "
                         "predictions need a generation loop or a fill-mask pipeline around the network, not one "
                         "forward pass: serve it with PyTorch (lmtune serve/predict on the run)")
-    return OUTPUTS[task]
+    return task.onnx_outputs
 
 
 def _default_output(source: Path) -> Path:
@@ -111,7 +106,7 @@ def _default_output(source: Path) -> Path:
 
 def _probe(task, tokenizer) -> dict[str, torch.Tensor]:
     """A padded batch of the probe texts, as pairs where the model reads pairs (token_type_ids of 1 included)."""
-    pairs = PROBE[::-1] if task.name == "question-answering" or getattr(task, "pair", False) else None
+    pairs = PROBE[::-1] if task.reads_pairs else None
     enc = tokenizer(PROBE, pairs, padding=True, truncation=True, max_length=task.max_length, return_tensors="pt")
     return {k: enc[k].long() for k in INPUTS if k in enc}
 

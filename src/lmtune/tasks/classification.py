@@ -3,60 +3,63 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+from pydantic import Field
+from transformers import AutoModelForSequenceClassification
 
-from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
-from lmtune.data import check_labels_seen, load_labelled
+from lmtune.config import DataConfig, ModelConfig, TaskConfig
+from lmtune.data import check_labels_seen
+from lmtune.evaluation import intervals
 from lmtune.evaluation.classification import (
     MATRIX_LIMIT,
     best_threshold,
     multi_label_metrics,
     single_label_metrics,
 )
-from lmtune.evaluation.inference import model_outputs
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_texts, encode_unlabelled, load_texts, text_records
+from lmtune.tasks.text_inputs import TextSettings, TextTask
 
 TOP_PROBABILITIES = 10
 
 
-class Classification:
+class Classification(TextTask):
     name: ClassVar[str] = "classification"
-    peft_task_type: ClassVar[str] = "SEQ_CLS"
-    input_fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
+    categorical: ClassVar[bool] = True
+    has_baselines: ClassVar[bool] = True
+    higher_is_better = True
 
-    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, pair: bool = False,
+    class Settings(TextSettings):
+        multi_label: bool | None = Field(None, description="None = detect from the labels.")
+        threshold: float | Literal["tune"] = Field(
+            0.5, description="Multi-label decision threshold on sigmoid scores; 'tune' = best micro-F1 on validation.")
+        class_weights: Literal["none", "balanced"] = "none"
+        lstm_baseline: bool = Field(False, description="With task.baselines on: also train a BiLSTM from scratch on "
+                                    "the training split (random embeddings, a few epochs on CPU, seconds to a "
+                                    "minute) and report the model's lift over it: what pretraining adds beyond word "
+                                    "order.")
+
+    def __init__(self, cfg: TaskConfig | dict | None = None, labels: list[str] | None = None, pair: bool = False,
                  max_length: int = 256):
-        self.cfg, self.labels, self.pair, self.max_length = cfg, labels or [], pair, max_length
-        self.multi_label = cfg.multi_label
-        self.threshold = cfg.threshold if isinstance(cfg.threshold, float) else 0.5
+        super().__init__(cfg, pair, max_length)
+        self.labels = labels or []
+        self.multi_label = self.cfg.multi_label
+        self.threshold = self.cfg.threshold if isinstance(self.cfg.threshold, float) else 0.5
         self.weights: list[float] | None = None
-        self.precision = "auto"
 
     @property
     def metric(self) -> str:
         return "f1_micro" if self.multi_label else "accuracy"
 
-    higher_is_better = True
-
     # -- data ---------------------------------------------------------------------------------------
-    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
-        splits, report = load_texts(cfg, categorical=True)
-        return splits, {**report, **self.learn(cfg, splits)}
-
-    def learn(self, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
-        """Learn the label set (and class weights) from splits already read: apart from load(), cross-validation
-        calls it once per fold, so each fold's model knows only its own training rows' labels."""
-        d = cfg.data
-        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
+    def learn_labels(self, data: DataConfig, splits: dict[str, pd.DataFrame]) -> dict:
+        """The label set (and class weights) of the training rows; every other split's labels among them."""
         train = splits["train"]
         if self.multi_label is None:
-            self.multi_label = bool(d.label_separator) or isinstance(train["label"].iloc[0], list)
+            self.multi_label = bool(data.label_separator) or isinstance(train["label"].iloc[0], list)
         counts = Counter(x for v in train["label"] for x in (v if self.multi_label else [v]))
         self.labels = sorted(counts, key=_label_order)
         if self.cfg.class_weights == "balanced":
@@ -67,30 +70,16 @@ class Classification:
                 check_labels_seen(set(self.labels), rows)
         return {"labels": {c: counts[c] for c in self.labels}}
 
-    def read_eval(self, data: DataConfig) -> pd.DataFrame:
-        """One labelled file, unsplit, checked against the labels the model knows."""
-        whole = data.model_copy(update={"validation": None, "test": None, "validation_size": 0.0,
-                                        "test_size": 0.0, "max_train_rows": None})
-        texts = {"text": data.text_column, "text_pair": data.text_pair_column if self.pair else None}
-        rows = load_labelled(whole, texts, data.label_column, seed=0)[0]["train"]
-        check_labels_seen(set(self.labels), rows)
+    def labelled_rows(self, rows: pd.DataFrame, label_column, known: bool = False) -> pd.DataFrame:
+        if known:
+            check_labels_seen(set(self.labels), rows)
         return rows
 
-    def _targets(self, labels: pd.Series) -> list:
+    def loss_labels(self, rows: pd.DataFrame) -> list:
         index = {c: i for i, c in enumerate(self.labels)}
         if not self.multi_label:
-            return [index[v] for v in labels]
-        return [[float(c in set(v)) for c in self.labels] for v in labels]
-
-    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
-        features = encode_texts(rows, tokenizer, cfg.max_length, self.pair)
-        if "label" in rows:
-            for f, y in zip(features, self._targets(rows["label"]), strict=True):
-                f["labels"] = y
-        return features
-
-    def collate(self, tokenizer):
-        return DataCollatorWithPadding(tokenizer)
+            return [index[v] for v in rows["label"]]
+        return [[float(c in set(v)) for c in self.labels] for v in rows["label"]]
 
     # -- model --------------------------------------------------------------------------------------
     def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module:
@@ -109,10 +98,8 @@ class Classification:
         return torch.nn.functional.cross_entropy(logits, batch["labels"], weight=weight)
 
     # -- evaluation and prediction ------------------------------------------------------------------
-    def probabilities(self, model, tokenizer, features: list[dict], batch_size: int) -> np.ndarray:
-        logits = np.stack(model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision))
-        # float64: sklearn checks that probabilities sum to 1 tighter than float32 rounding allows
-        logits = logits.astype(np.float64).reshape(len(features), -1)
+    def from_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities: sigmoid per label (multi-label), else softmax."""
         if self.multi_label:
             return 1 / (1 + np.exp(-logits))
         logits = logits - logits.max(axis=1, keepdims=True)
@@ -122,39 +109,58 @@ class Classification:
     def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> bool:
         if not (self.multi_label and self.cfg.threshold == "tune"):
             return False
-        probs = self.probabilities(model, tokenizer, features, batch_size)
+        probs = self.predictions(model, tokenizer, features, batch_size)
         self.threshold = best_threshold(probs, np.array([f["labels"] for f in features]))
         return True
 
-    def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
-                 batch_size: int) -> tuple[dict, list[dict]]:
-        probs = self.probabilities(model, tokenizer, features, batch_size)
+    def metrics_of(self, probs: np.ndarray, rows: pd.DataFrame, features: list[dict]) -> dict:
         gold = np.array([f["labels"] for f in features])
         if self.multi_label:
-            metrics = multi_label_metrics(probs, gold, self.labels, self.threshold)
-        else:
-            metrics = single_label_metrics(probs, gold, self.labels)
-        records = self._records(rows, probs)
-        return metrics, add_gold(records, rows)
+            return multi_label_metrics(probs, gold, self.labels, self.threshold)
+        return single_label_metrics(probs, gold, self.labels)
 
-    def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
-        features = encode_unlabelled(self, rows, tokenizer)
-        return self._records(rows, self.probabilities(model, tokenizer, features, batch_size))
-
-    def _records(self, rows: pd.DataFrame, probs: np.ndarray) -> list[dict]:
-        """Each row's label(s) and probabilities; beyond MATRIX_LIMIT classes only the TOP_PROBABILITIES most
+    def outputs_of(self, raw: np.ndarray) -> dict:
+        """The row's label(s) and probabilities; beyond MATRIX_LIMIT classes only the TOP_PROBABILITIES most
         likely ones, as `top_probabilities` (all 10,000 of a 10,000-class file made a 400 MB predictions file)."""
-        out = text_records(rows, self.pair)
+        p = raw.round(6)
+        out: dict = {}
+        if self.multi_label:
+            out["labels"] = [self.labels[i] for i in np.flatnonzero(p >= self.threshold)]
+        else:
+            best = int(raw.argmax())  # unrounded: the rounding must not decide between near-equal classes
+            out["label"], out["score"] = self.labels[best], float(p[best])
         every = len(self.labels) <= MATRIX_LIMIT
-        for record, raw, p in zip(out, probs, probs.round(6), strict=True):
-            if self.multi_label:
-                record["labels"] = [self.labels[i] for i in np.flatnonzero(p >= self.threshold)]
-            else:
-                best = int(raw.argmax())  # unrounded: the rounding must not decide between near-equal classes
-                record["label"], record["score"] = self.labels[best], float(p[best])
-            shown = range(len(p)) if every else np.argsort(-p, kind="stable")[:TOP_PROBABILITIES]
-            record["probabilities" if every else "top_probabilities"] = {self.labels[i]: float(p[i]) for i in shown}
+        shown = range(len(p)) if every else np.argsort(-p, kind="stable")[:TOP_PROBABILITIES]
+        out["probabilities" if every else "top_probabilities"] = {self.labels[i]: float(p[i]) for i in shown}
         return out
+
+    def score_for(self, record: dict):
+        """The predicted class's probability; for multi-label rows, that of the most likely label."""
+        if "label" in record:
+            target = self.labels.index(record["label"])
+        else:
+            shown = record.get("probabilities") or record["top_probabilities"]
+            target = self.labels.index(max(shown, key=shown.get))
+
+        def score(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
+            logits = model(**inputs).logits.float()
+            return (logits.sigmoid() if self.multi_label else logits.softmax(-1))[:, target]
+
+        return score
+
+    @staticmethod
+    def interval_data(records: list[dict]) -> intervals.PerExample | None:
+        if "label" in records[0]:
+            return intervals.accuracy(records)
+        if "labels" in records[0]:
+            return intervals.micro_f1("f1_micro", [set(r["labels"]) for r in records],
+                                      [set(r["gold"]) for r in records])
+        return None
+
+    @classmethod
+    def describe(cls, state: dict) -> str:
+        labels = ", ".join(map(str, state.get("labels") or [])) or "its training labels"
+        return f"Assigns a text {'one or more' if state.get('multi_label') else 'one'} of the labels: {labels}"
 
     # -- saved state --------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -163,8 +169,8 @@ class Classification:
 
     @classmethod
     def from_state(cls, state: dict) -> Classification:
-        cfg = TaskConfig(name=cls.name, multi_label=state["multi_label"], threshold=state["threshold"])
-        return cls(cfg, labels=state["labels"], pair=state["pair"], max_length=state["max_length"])
+        return cls({"multi_label": state["multi_label"], "threshold": state["threshold"]}, labels=state["labels"],
+                   pair=state["pair"], max_length=state["max_length"])
 
 
 def _label_order(label: str):

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pandas as pd
 
-from lmtune.config import DataConfig, TaskConfig
+from lmtune.config import DataConfig
 from lmtune.errors import ConfigError
 from lmtune.tasks.language_model import CausalModelling, CorpusTask
 
@@ -22,6 +22,7 @@ CONTINUATION_TOKENS = 64
 
 class CausalLM(CorpusTask, CausalModelling):
     name: ClassVar[str] = "clm"
+    purpose: ClassVar[str] = "Continues text in the style of its domain corpus; mainly a starting point for sft"
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
         if tokenizer.eos_token_id is None:
@@ -44,7 +45,7 @@ class CausalLM(CorpusTask, CausalModelling):
 
     @classmethod
     def from_state(cls, state: dict) -> CausalLM:
-        return cls(TaskConfig(name=cls.name), max_length=state["max_length"])
+        return cls(max_length=state["max_length"])
 
 
 def causal_blocks(docs: list[list[int]], max_length: int) -> list[dict]:

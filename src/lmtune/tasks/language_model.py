@@ -17,20 +17,21 @@ from lmtune.data.lines import load_corpus, read_corpus
 from lmtune.evaluation.inference import summed_loss
 from lmtune.generation.generate import Generator, Settings
 from lmtune.models.load import load_model
+from lmtune.tasks.base import Task
 from lmtune.tasks.lm_loss import causal_loss
 from lmtune.training.packing import CausalCollator
 
 
-class CorpusTask:
+class CorpusTask(Task):
     """Unlabelled text, one document a line (or a table's text column), split at random."""
 
     input_fields: ClassVar[tuple[str, ...]] = ("text",)
     metric = "perplexity"
     higher_is_better = False
 
-    def __init__(self, cfg: TaskConfig, max_length: int = 256):
-        self.cfg, self.max_length = cfg, max_length
-        self.precision = "auto"
+    def __init__(self, cfg: TaskConfig | dict | None = None, max_length: int = 256):
+        super().__init__(cfg)
+        self.max_length = max_length
 
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
         self.max_length = cfg.data.max_length
@@ -39,16 +40,13 @@ class CorpusTask:
     def read_eval(self, data: DataConfig) -> pd.DataFrame:
         return read_corpus(data.train, data)
 
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        pass  # nothing is tuned on validation data after training
 
-
-class CausalModelling:
+class CausalModelling(Task):
     """A causal LM trained on next-token labels (-100 = not scored), padded or packed rows alike."""
 
     peft_task_type: ClassVar[str] = "CAUSAL_LM"
-    precision: str
-    virtual_tokens = 0  # soft-prompt positions the method prepends to every row, set by the pipeline
+    model_kind: ClassVar[str] = "decoder"
+    pipeline_tag: ClassVar[str | None] = "text-generation"
 
     def collate(self, tokenizer):
         return CausalCollator(tokenizer.pad_token_id)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pandas as pd
 import torch
+from pydantic import Field
 from transformers import (
     AutoModelForMaskedLM,
     DataCollatorForLanguageModeling,
@@ -18,11 +19,12 @@ from transformers import (
     pipeline,
 )
 
-from lmtune.config import DataConfig, ModelConfig, TaskConfig
+from lmtune.config import DataConfig, ModelConfig
 from lmtune.data.clean import as_given
 from lmtune.errors import ConfigError
 from lmtune.evaluation.inference import summed_loss
 from lmtune.models.load import load_model
+from lmtune.tasks.base import TaskSettings
 from lmtune.tasks.language_model import CorpusTask
 from lmtune.tasks.lm_loss import masked_loss
 
@@ -34,6 +36,12 @@ class MaskedLM(CorpusTask):
     name: ClassVar[str] = "mlm"
     # PEFT has no masked-LM type; feature extraction passes every input through and adds no head of its own.
     peft_task_type: ClassVar[str] = "FEATURE_EXTRACTION"
+    purpose: ClassVar[str] = "Fills in masked words; mainly a starting point for further fine-tuning"
+    pipeline_tag: ClassVar[str | None] = "fill-mask"
+
+    class Settings(TaskSettings):
+        mask_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens masked (of those: 80% "
+                                        "[MASK], 10% a random token, 10% unchanged).")
 
     # -- data ---------------------------------------------------------------------------------------
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
@@ -95,8 +103,7 @@ class MaskedLM(CorpusTask):
 
     @classmethod
     def from_state(cls, state: dict) -> MaskedLM:
-        return cls(TaskConfig(name=cls.name, mask_probability=state["mask_probability"]),
-                   max_length=state["max_length"])
+        return cls({"mask_probability": state["mask_probability"]}, max_length=state["max_length"])
 
 
 def group_blocks(docs: list[list[int]], tokenizer, max_length: int) -> list[dict]:

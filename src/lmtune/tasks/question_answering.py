@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pandas as pd
 import torch
+from pydantic import Field
 from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
@@ -19,9 +20,11 @@ from lmtune.data.readers import file_label
 from lmtune.data.splits import stratified_sample
 from lmtune.data.squad import COLUMNS, article_of, check_questions, read_squad, split_by_article
 from lmtune.errors import DataError, UserError
+from lmtune.evaluation import intervals
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.squad import best_span, question_scores, squad_metrics, written_without_spaces
 from lmtune.models.load import load_model
+from lmtune.tasks.base import Task, TaskSettings
 
 BOOKKEEPING = ("example", "offsets")  # per-window facts for post-processing, not model inputs
 
@@ -41,16 +44,24 @@ def span_labels(offsets: list, start_char: int, end_char: int, cls_index: int) -
     return [start, end]
 
 
-class QuestionAnswering:
+class QuestionAnswering(Task):
     name: ClassVar[str] = "question-answering"
     peft_task_type: ClassVar[str] = "QUESTION_ANS"
     input_fields: ClassVar[tuple[str, ...]] = ("question", "context")
+    purpose: ClassVar[str] = "Finds the answer to a question as a span of a given context"
+    pipeline_tag: ClassVar[str | None] = "question-answering"
+    onnx_outputs: ClassVar[tuple[str, ...] | None] = ("start_logits", "end_logits")
+    reads_pairs = True  # question + context
     metric = "f1"
     higher_is_better = True
 
-    def __init__(self, cfg: TaskConfig, max_length: int = 256, doc_stride: int = 128):
-        self.cfg, self.max_length, self.doc_stride = cfg, max_length, doc_stride
-        self.precision = "auto"
+    class Settings(TaskSettings):
+        max_answer_length: int = Field(30, gt=0, description="Longest answer span, in tokens.")
+        n_best: int = Field(20, gt=0, description="Start/end candidates tried per window.")
+
+    def __init__(self, cfg: TaskConfig | dict | None = None, max_length: int = 256, doc_stride: int = 128):
+        super().__init__(cfg)
+        self.max_length, self.doc_stride = max_length, doc_stride
 
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -139,9 +150,6 @@ class QuestionAnswering:
         return [best_span(context, found, self.cfg.n_best, self.cfg.max_answer_length)
                 for context, found in zip(rows["context"], windows, strict=True)]
 
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        """Nothing is chosen after training: the span search has no tuned threshold."""
-
     def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
                  batch_size: int) -> tuple[dict, list[dict]]:
         found = self.answers(model, tokenizer, rows, features, batch_size)
@@ -154,6 +162,10 @@ class QuestionAnswering:
                             "prediction": answer["answer"], "start": answer["start"], "end": answer["end"],
                             "score": answer["score"], "exact_match": em, "f1": round(f1, 6)})
         return squad_metrics([a["answer"] for a in found], golds, by_char), records
+
+    @staticmethod
+    def interval_data(records: list[dict]) -> intervals.PerExample:
+        return intervals.mean_of("f1", records)
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         missing = [c for c in ("question", "context") if c not in rows]
@@ -175,5 +187,5 @@ class QuestionAnswering:
 
     @classmethod
     def from_state(cls, state: dict) -> QuestionAnswering:
-        cfg = TaskConfig(name=cls.name, max_answer_length=state["max_answer_length"], n_best=state["n_best"])
-        return cls(cfg, max_length=state["max_length"], doc_stride=state["doc_stride"])
+        return cls({"max_answer_length": state["max_answer_length"], "n_best": state["n_best"]},
+                   max_length=state["max_length"], doc_stride=state["doc_stride"])

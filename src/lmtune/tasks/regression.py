@@ -2,54 +2,52 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+from pydantic import Field
+from transformers import AutoModelForSequenceClassification
 
-from lmtune.config import Column, Config, DataConfig, ModelConfig, TaskConfig
-from lmtune.data import load_labelled
+from lmtune.config import Column, DataConfig, ModelConfig, TaskConfig
 from lmtune.data.clean import as_number
 from lmtune.data.readers import file_label
 from lmtune.errors import ConfigError, DataError
-from lmtune.evaluation.inference import model_outputs
+from lmtune.evaluation import intervals
 from lmtune.evaluation.regression import regression_metrics
 from lmtune.models.load import load_model
-from lmtune.tasks.text_inputs import add_gold, encode_texts, encode_unlabelled, load_texts, text_records
+from lmtune.tasks.text_inputs import TextSettings, TextTask
 
 
-class Regression:
+class Regression(TextTask):
     name: ClassVar[str] = "regression"
-    peft_task_type: ClassVar[str] = "SEQ_CLS"
-    input_fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
+    categorical: ClassVar[bool] = False
+    purpose: ClassVar[str] = "Predicts a numeric score for a text"
+    # A one-output head read through the text-classification pipeline would otherwise get a sigmoid.
+    pipeline_kwargs: ClassVar[dict[str, str]] = {"function_to_apply": "none"}
     # Pearson is scale-free, so the mean over targets in different units still means something, and it is
     # the number STS-B reports; MSE (reported beside it) would let the widest-ranged target dominate.
     metric = "pearson"
     higher_is_better = True
 
-    def __init__(self, cfg: TaskConfig, targets: list[str] | None = None, pair: bool = False,
+    class Settings(TextSettings):
+        loss: Literal["mse", "huber"] = Field("mse", description="Regression loss.")
+        standardize_targets: bool = Field(False, description="Train on targets standardised with the training "
+                                          "mean/std; predictions are mapped back to the original units.")
+
+    def __init__(self, cfg: TaskConfig | dict | None = None, targets: list[str] | None = None, pair: bool = False,
                  max_length: int = 256, mean: list[float] | None = None, std: list[float] | None = None):
-        self.cfg, self.targets, self.pair, self.max_length = cfg, targets or [], pair, max_length
+        super().__init__(cfg, pair, max_length)
+        self.targets = targets or []
         # Training runs on (y - mean) / std; predictions are mapped back. mean 0 / std 1 = no scaling.
         self.mean = np.array(mean if mean is not None else [0.0] * len(self.targets))
         self.std = np.array(std if std is not None else [1.0] * len(self.targets))
-        self.precision = "auto"
 
     # -- data ---------------------------------------------------------------------------------------
-    def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
-        splits, report = load_texts(cfg, categorical=False)
-        columns = _columns(cfg.data.label_column)
-        splits = {name: _numeric(rows, columns) for name, rows in splits.items()}
-        return splits, {**report, **self.learn(cfg, splits)}
-
-    def learn(self, cfg: Config, splits: dict[str, pd.DataFrame]) -> dict:
-        """Learn the target scaling from splits already read (numeric labels): apart from load(),
-        cross-validation calls it once per fold, so no fold's scaling sees its held-out rows."""
-        d = cfg.data
-        self.pair, self.max_length = d.text_pair_column is not None, d.max_length
-        columns = _columns(d.label_column)
+    def learn_labels(self, data: DataConfig, splits: dict[str, pd.DataFrame]) -> dict:
+        """The target scaling of the training rows (numeric labels), so no fold's scaling sees its held-out rows."""
+        columns = _columns(data.label_column)
         self.targets = [str(c) for c in columns]
         gold = _gold(splits["train"], len(columns))
         if self.cfg.standardize_targets:
@@ -62,28 +60,17 @@ class Regression:
                                    "min": float(gold[:, i].min()), "max": float(gold[:, i].max())}
                             for i, name in enumerate(self.targets)}}
 
-    def read_eval(self, data: DataConfig) -> pd.DataFrame:
-        """One labelled file, unsplit, with as many target columns as the model predicts."""
-        columns = _columns(data.label_column)
-        if len(columns) != len(self.targets):
+    def labelled_rows(self, rows: pd.DataFrame, label_column: Column | list[Column],
+                      known: bool = False) -> pd.DataFrame:
+        """Numeric labels; `known`: as many target columns as the model predicts."""
+        columns = _columns(label_column)
+        if known and len(columns) != len(self.targets):
             raise ConfigError(f"data.label_column names {len(columns)} column(s) but the model predicts "
                               f"{len(self.targets)} target(s) ({', '.join(self.targets)})")
-        whole = data.model_copy(update={"validation": None, "test": None, "validation_size": 0.0,
-                                        "test_size": 0.0, "max_train_rows": None})
-        texts = {"text": data.text_column, "text_pair": data.text_pair_column if self.pair else None}
-        rows = load_labelled(whole, texts, data.label_column, seed=0, categorical=False)[0]["train"]
         return _numeric(rows, columns)
 
-    def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
-        features = encode_texts(rows, tokenizer, cfg.max_length, self.pair)
-        if "label" in rows:
-            scaled = (_gold(rows, len(self.targets)) - self.mean) / self.std
-            for f, y in zip(features, scaled.tolist(), strict=True):
-                f["labels"] = y
-        return features
-
-    def collate(self, tokenizer):
-        return DataCollatorWithPadding(tokenizer)
+    def loss_labels(self, rows: pd.DataFrame) -> list:
+        return ((_gold(rows, len(self.targets)) - self.mean) / self.std).tolist()
 
     # -- model --------------------------------------------------------------------------------------
     def build_model(self, path: str, cfg: ModelConfig) -> torch.nn.Module:
@@ -100,34 +87,29 @@ class Regression:
         return torch.nn.functional.mse_loss(pred, gold)
 
     # -- evaluation and prediction ------------------------------------------------------------------
-    def scores(self, model, tokenizer, features: list[dict], batch_size: int) -> np.ndarray:
+    def from_logits(self, logits: np.ndarray) -> np.ndarray:
         """(rows, targets) predictions in the targets' own units."""
-        out = np.stack(model_outputs(model, features, self.collate(tokenizer), batch_size, self.precision))
-        return out.astype(np.float64).reshape(len(features), -1) * self.std + self.mean
+        return logits * self.std + self.mean
 
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        pass  # nothing is tuned on validation data after training
+    def metrics_of(self, pred: np.ndarray, rows: pd.DataFrame, features: list[dict]) -> dict:
+        return regression_metrics(pred, _gold(rows, len(self.targets)), self.targets)
 
-    def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
-                 batch_size: int) -> tuple[dict, list[dict]]:
-        pred = self.scores(model, tokenizer, features, batch_size)
-        metrics = regression_metrics(pred, _gold(rows, len(self.targets)), self.targets)
-        records = self._records(rows, pred)
-        return metrics, add_gold(records, rows)
+    def outputs_of(self, pred: np.ndarray) -> dict:
+        values = [round(float(v), 6) for v in pred]
+        if len(values) == 1:
+            return {"score": values[0]}
+        return {"scores": dict(zip(self.targets, values, strict=True))}
 
-    def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
-        features = encode_unlabelled(self, rows, tokenizer)
-        return self._records(rows, self.scores(model, tokenizer, features, batch_size))
+    def score_for(self, record: dict):
+        """The predicted score, in the target's own units (one target only)."""
+        if len(self.targets) != 1:
+            return None
+        mean, std = float(self.mean[0]), float(self.std[0])
+        return lambda model, inputs: model(**inputs).logits.float()[:, 0] * std + mean
 
-    def _records(self, rows: pd.DataFrame, pred: np.ndarray) -> list[dict]:
-        out = text_records(rows, self.pair)
-        for record, p in zip(out, pred, strict=True):
-            values = [round(float(v), 6) for v in p]
-            if len(values) == 1:
-                record["score"] = values[0]
-            else:
-                record["scores"] = dict(zip(self.targets, values, strict=True))
-        return out
+    @staticmethod
+    def interval_data(records: list[dict]) -> intervals.PerExample | None:
+        return intervals.pearson(records) if "score" in records[0] else None
 
     # -- saved state --------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -136,9 +118,8 @@ class Regression:
 
     @classmethod
     def from_state(cls, state: dict) -> Regression:
-        cfg = TaskConfig(name=cls.name, loss=state["loss"])
-        return cls(cfg, targets=state["targets"], pair=state["pair"], max_length=state["max_length"],
-                   mean=state["mean"], std=state["std"])
+        return cls({"loss": state["loss"]}, targets=state["targets"], pair=state["pair"],
+                   max_length=state["max_length"], mean=state["mean"], std=state["std"])
 
 
 def _columns(label_column: Column | list[Column]) -> list[Column]:

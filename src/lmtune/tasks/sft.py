@@ -11,9 +11,10 @@ answered by generation and scored with ROUGE, BLEU/chrF or exact match, the answ
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pandas as pd
+from pydantic import Field
 
 from lmtune.config import Config, DataConfig, TaskConfig
 from lmtune.data.conversations import read_conversations
@@ -24,6 +25,7 @@ from lmtune.evaluation.generation import generation_metrics, row_scores
 from lmtune.generation.generate import Generator, Settings
 from lmtune.models.chat import encode_chat, ensure_chat_template
 from lmtune.tasks import templates
+from lmtune.tasks.base import TaskSettings
 from lmtune.tasks.language_model import CausalModelling
 from lmtune.training.packing import pack
 
@@ -31,16 +33,37 @@ from lmtune.training.packing import pack
 class SFT(CausalModelling):
     name: ClassVar[str] = "sft"
     input_fields: ClassVar[tuple[str, ...]] = ("text",)
+    purpose: ClassVar[str] = ("Answers chat messages in the style of its fine-tuning conversations (generated text "
+                              "can be wrong or made up: check it)")
     metric = "loss"
     higher_is_better = False
 
-    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, system: str | None = None,
-                 max_length: int = 1024):
-        self.cfg, self.labels, self.system, self.max_length = cfg, labels or [], system, max_length
-        self.precision = "auto"
-        self.packing = cfg.packing
+    class Settings(TaskSettings):
+        template: Literal["none", "summarisation", "translation", "classification"] = Field(
+            "none", description="Build chats from plain columns with a documented prompt (see `lmtune.tasks."
+            "templates`): summarisation/translation read source/target columns, classification text/label columns.")
+        source_lang: str = Field("English", description="Translation template: language of the source text.")
+        target_lang: str = Field("French", description="Translation template: language to translate into.")
+        loss_on: Literal["assistant", "all"] = Field("assistant", description="Which tokens are scored: the "
+                                                     "assistant turns only, or the whole rendered chat.")
+        packing: bool = Field(False, description="Pack several examples into each max_length row, each one "
+                              "attending only to itself. Off by default: on CPU, attention over 1024-token rows "
+                              "costs more than the padding of length-grouped batches (benchmarks/packing.py "
+                              "measured 0.83x the tokens/s). Not for soft-prompt methods, which prepend to every "
+                              "row.")
+        generate_samples: int = Field(32, ge=0, description="Validation/test rows answered by generation after "
+                                      "training, scored and saved in predictions.jsonl (0 = loss/perplexity only).")
+        max_new_tokens: int = Field(128, gt=0, description="Generation limit for those answers.")
+        generation_metrics: list[Literal["rouge", "bleu", "exact"]] | None = Field(
+            None, description="None = by template: rouge for summarisation, bleu+chrF for translation, exact match "
+            "for classification, rouge + exact for plain chats.")
+
+    def __init__(self, cfg: TaskConfig | dict | None = None, labels: list[str] | None = None,
+                 system: str | None = None, max_length: int = 1024):
+        super().__init__(cfg)
+        self.labels, self.system, self.max_length = labels or [], system, max_length
+        self.packing = self.cfg.packing
         self.generating = False  # answers are generated in the final evaluations only: minutes on a CPU
-        self.lengths = {"truncated": 0, "dropped": 0}
 
     # -- data ---------------------------------------------------------------------------------------
     def load(self, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -76,40 +99,32 @@ class SFT(CausalModelling):
         return {"rows": {name: len(rows) for name, rows in splits.items()}, "sources": sources,
                 "chat_format": first.attrs.get("format", f"template {self.cfg.template}"),
                 "mean_turns": round(float(chats.map(len).mean()), 2), "packing": self.packing,
-                "loss_on": self.cfg.loss_on,
-                "length_limit": self.lengths}  # the counts themselves: encode(), after load(), fills them in
+                "loss_on": self.cfg.loss_on}
 
     def prepare_tokenizer(self, tokenizer) -> None:
         """What encode() changes in the tokenizer, apart so that a token-cache hit (no encode) still does it."""
         ensure_chat_template(tokenizer)  # saved with the model, so generation renders chats the same way
 
     def encode(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> list[dict]:
+        return self.encode_counted(rows, tokenizer, cfg)[0]
+
+    def encode_counted(self, rows: pd.DataFrame, tokenizer, cfg: DataConfig) -> tuple[list[dict], dict[str, int]]:
+        """The chats' features, and how many were truncated or dropped (data.too_long) to fit data.max_length."""
         self.prepare_tokenizer(tokenizer)
-        features = []
+        features, counts = [], {"truncated": 0, "dropped": 0}
         for row, chat in rows["messages"].items():
             feature = encode_chat(chat, tokenizer, self.cfg.loss_on)
             if len(feature["input_ids"]) > cfg.max_length:
-                feature = self._too_long(feature, cfg, file_label(rows), row)
+                feature = _too_long(feature, cfg, file_label(rows), row)
+                counts["dropped" if feature is None else "truncated"] += 1
             if feature is None or all(label == -100 for label in feature["labels"][1:]):
-                self.lengths["dropped"] += feature is not None  # truncation left no answer token to learn
+                counts["dropped"] += feature is not None  # truncation left no answer token to learn
                 continue
             features.append({**feature, "row": row})
         if len(rows) and not features:
             raise DataError(f"no chat fits in data.max_length={cfg.max_length} tokens with any of its answer "
                             "left; raise data.max_length", file=file_label(rows))
-        return features
-
-    def _too_long(self, feature: dict, cfg: DataConfig, file: str | None, row) -> dict | None:
-        n = len(feature["input_ids"])
-        if cfg.too_long == "error":
-            raise DataError(f"the chat is {n} tokens long, over data.max_length={cfg.max_length}; raise "
-                            "max_length, or set data.too_long to truncate or drop", file=file, row=row,
-                            column="messages")
-        if cfg.too_long == "drop":
-            self.lengths["dropped"] += 1
-            return None
-        self.lengths["truncated"] += 1
-        return {k: v[: cfg.max_length] for k, v in feature.items()}
+        return features, counts
 
     def prepare_train(self, features: list[dict]) -> list[dict]:
         """Training rows: packed to max_length when packing is on (evaluation always scores one chat a row)."""
@@ -169,11 +184,22 @@ class SFT(CausalModelling):
 
     @classmethod
     def from_state(cls, state: dict) -> SFT:
-        cfg = TaskConfig(name=cls.name, **{k: v for k, v in state.items() if k in TaskConfig.model_fields
-                                           and k != "name"})
-        task = cls(cfg, state["labels"], state["system_prompt"], state["max_length"])
-        task.generating = cfg.generate_samples > 0
+        task = cls({k: v for k, v in state.items() if k in cls.Settings.model_fields}, state["labels"],
+                   state["system_prompt"], state["max_length"])
+        task.generating = task.cfg.generate_samples > 0
         return task
+
+
+def _too_long(feature: dict, cfg: DataConfig, file: str | None, row) -> dict | None:
+    """An over-long chat truncated to max_length, or None to drop it, as data.too_long says (or an error)."""
+    n = len(feature["input_ids"])
+    if cfg.too_long == "error":
+        raise DataError(f"the chat is {n} tokens long, over data.max_length={cfg.max_length}; raise "
+                        "max_length, or set data.too_long to truncate or drop", file=file, row=row,
+                        column="messages")
+    if cfg.too_long == "drop":
+        return None
+    return {k: v[: cfg.max_length] for k, v in feature.items()}
 
 
 def answer_budget(references: list[list[int]], limit: int) -> int:

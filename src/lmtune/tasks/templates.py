@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lmtune.config import DataConfig, TaskConfig
+from lmtune.config import DataConfig
 from lmtune.data import check_required, clean_text, read_table, select_columns
 from lmtune.errors import ConfigError
+from lmtune.tasks.base import TaskSettings
 
 PROMPTS = {
     "summarisation": "Summarise the following text.\n\n{source}",
@@ -47,12 +48,13 @@ def read_template_rows(path: str, template: str, d: DataConfig) -> pd.DataFrame:
     return rows
 
 
-def prompt_for(source: str, cfg: TaskConfig, labels: list[str]) -> str:
+def prompt_for(source: str, cfg: TaskSettings, labels: list[str]) -> str:
+    """The user message that wraps `source`, from sft's settings (`cfg`: template, source_lang, target_lang)."""
     return PROMPTS[cfg.template].format(source=source, source_lang=cfg.source_lang, target_lang=cfg.target_lang,
                                         labels=", ".join(labels))
 
 
-def to_chats(rows: pd.DataFrame, cfg: TaskConfig, labels: list[str], system: str | None) -> pd.DataFrame:
+def to_chats(rows: pd.DataFrame, cfg: TaskSettings, labels: list[str], system: str | None) -> pd.DataFrame:
     head = [{"role": "system", "content": system}] if system else []
     chats = [[*head, {"role": "user", "content": prompt_for(src, cfg, labels)},
               {"role": "assistant", "content": str(tgt)}] for src, tgt in zip(rows["source"], rows["target"],

@@ -8,40 +8,52 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from scipy.special import log_softmax
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from lmtune.config import Config, DataConfig, ModelConfig, TaskConfig
-from lmtune.data import quality_report, stratified_sample, stratified_split
+from lmtune.data import quality_report
 from lmtune.data.clean import as_given
 from lmtune.data.conll import locate, read_tagged
 from lmtune.data.readers import file_label
 from lmtune.data.scripts import WORD, join_words
+from lmtune.data.splits import read_and_split
 from lmtune.errors import DataError, UserError
+from lmtune.evaluation import intervals
 from lmtune.evaluation.inference import model_outputs
 from lmtune.evaluation.tagging import best_valid_tags, entity_spans, repair_tags, tagging_metrics
 from lmtune.models.load import load_model
+from lmtune.tasks.base import Task, TaskSettings
 
 IGNORE = -100  # the label torch's cross-entropy skips
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
 
 
-class TokenClassification:
+class TokenClassification(Task):
     name: ClassVar[str] = "token-classification"
     peft_task_type: ClassVar[str] = "TOKEN_CLS"
     input_fields: ClassVar[tuple[str, ...]] = ("tokens", "text")
+    purpose: ClassVar[str] = "Tags each word of a text (e.g. named entities)"
+    pipeline_tag: ClassVar[str | None] = "token-classification"
+    onnx_outputs: ClassVar[tuple[str, ...] | None] = ("logits",)
     metric = "overall_f1"
     higher_is_better = True
 
-    def __init__(self, cfg: TaskConfig, labels: list[str] | None = None, max_length: int = 256):
-        self.cfg, self.labels, self.max_length = cfg, labels or [], max_length
-        self.precision = "auto"
+    class Settings(TaskSettings):
+        tag_decoding: Literal["viterbi", "argmax"] = Field(
+            "viterbi", description="Each sentence's most likely valid BIO/BIOES tag sequence (viterbi), or each "
+            "word's most likely tag with invalid ones repaired (argmax).")
+
+    def __init__(self, cfg: TaskConfig | dict | None = None, labels: list[str] | None = None, max_length: int = 256):
+        super().__init__(cfg)
+        self.labels, self.max_length = labels or [], max_length
 
     @property
     def bioes(self) -> bool:
@@ -53,24 +65,16 @@ class TokenClassification:
         if d.train is None:
             raise DataError("no training data given")
         self.max_length = d.max_length
-        train = read_tagged(d.train, d.format, d.tag_column)
-        if d.max_train_rows:
-            train = stratified_sample(train, None, d.max_train_rows, cfg.train.seed)
-        given = {name: read_tagged(path, d.format, d.tag_column)
-                 for name in ("validation", "test") if (path := getattr(d, name)) is not None}
         # Sentences hold many tags each, so held-out splits are drawn at random rather than stratified.
-        carved = stratified_split(train, None, 0 if "validation" in given else d.validation_size,
-                                  0 if "test" in given else d.test_size, cfg.train.seed)
-        _return_unseen(carved)
-        splits = {**carved, **given}
+        splits, sources = read_and_split(d, cfg.train.seed, lambda path: read_tagged(path, d.format, d.tag_column),
+                                         labels="tags", unit="sentence")
         counts = Counter(tag for tags in splits["train"]["tags"] for tag in tags)
         self.labels = sorted(counts, key=_tag_order)
         for name, rows in splits.items():
             if name != "train":
                 self._check_tags_seen(rows)
         report = quality_report(splits, ["tokens"], "tags")
-        sources = {name: f"split of {d.train}" for name in carved} | {name: str(getattr(d, name)) for name in given}
-        report["sources"] = sources | {"train": d.train}
+        report["sources"] = sources
         report["tokens"] = {name: int(rows["tokens"].map(len).sum()) for name, rows in splits.items()}
         report["labels"] = {tag: counts[tag] for tag in self.labels}
         return splits, report
@@ -141,9 +145,6 @@ class TokenClassification:
             out.append((repair_tags(tags, self.bioes), scores))
         return out
 
-    def finish(self, model, tokenizer, rows: pd.DataFrame, features: list[dict], batch_size: int) -> None:
-        pass  # nothing is tuned after training
-
     def evaluate(self, model, tokenizer, rows: pd.DataFrame, features: list[dict],
                  batch_size: int) -> tuple[dict, list[dict]]:
         gold = rows["tags"].tolist()
@@ -155,6 +156,11 @@ class TokenClassification:
         records = [{"row": int(row), "tokens": tokens, "gold": g, "tags": t}
                    for row, tokens, g, t in zip(rows.index, rows["tokens"], gold, tags, strict=True)]
         return metrics, records
+
+    @staticmethod
+    def interval_data(records: list[dict]) -> intervals.PerExample:
+        return intervals.micro_f1("overall_f1", [intervals.entities(r["tags"]) for r in records],
+                                  [intervals.entities(r["gold"]) for r in records])
 
     def predict(self, model, tokenizer, rows: pd.DataFrame, batch_size: int) -> list[dict]:
         """Entities with character offsets, for raw `text` rows or pre-tokenised `tokens` rows.
@@ -190,23 +196,8 @@ class TokenClassification:
 
     @classmethod
     def from_state(cls, state: dict) -> TokenClassification:
-        cfg = TaskConfig(name=cls.name, tag_decoding=state.get("tag_decoding", "viterbi"))
-        return cls(cfg, labels=state["labels"], max_length=state["max_length"])
-
-
-def _return_unseen(splits: dict[str, pd.DataFrame]) -> None:
-    """Sentences carved out of train with a tag found nowhere else in train go back to train: the model
-    would have no output for that tag, and the user cannot fix a random split by editing a line."""
-    seen = {tag for tags in splits["train"]["tags"] for tag in tags}
-    for name in [n for n in splits if n != "train"]:
-        rows = splits[name]
-        unseen = pd.Series([not seen.issuperset(tags) for tags in rows["tags"]], index=rows.index, dtype=bool)
-        if unseen.any():
-            warnings.warn(f"{file_label(rows)}: moved {unseen.sum()} {name} sentence(s) back into train: they "
-                          "have tags that occur nowhere else in the training data", stacklevel=3)
-            splits["train"] = pd.concat([splits["train"], rows[unseen]]).sort_index()
-            splits[name] = rows[~unseen]
-            seen |= {tag for tags in rows[unseen]["tags"] for tag in tags}
+        return cls({"tag_decoding": state.get("tag_decoding", "viterbi")}, labels=state["labels"],
+                   max_length=state["max_length"])
 
 
 def align_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:

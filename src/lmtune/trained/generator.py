@@ -7,11 +7,12 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from lmtune.config import DECODER_TASKS, ModelConfig
+from lmtune.config import ModelConfig
 from lmtune.errors import UserError
 from lmtune.generation.generate import Generator
 from lmtune.models.load import load_model, load_tokenizer
 from lmtune.models.resolve import resolve
+from lmtune.tasks import TASKS
 from lmtune.trained.folder import find_model_dir
 from lmtune.trained.predictor import Predictor
 from lmtune.training.device import resolve_precision
@@ -21,11 +22,12 @@ def load_generator(model_or_run: str | Path, precision: str = "auto") -> Generat
     """A trained lmtune run or model folder (with sft's saved system prompt), else a model name or folder."""
     if find_model_dir(model_or_run) is not None:
         trained = Predictor(model_or_run, precision)
-        if trained.task.name not in DECODER_TASKS:
+        if trained.task.model_kind != "decoder":
+            decoders = [name for name, task in TASKS.items() if task.model_kind == "decoder"]
             raise UserError(f"{model_or_run} is a {trained.task.name} model (an encoder): generate and chat need a "
-                            f"causal LM: a run trained with --task {' or --task '.join(DECODER_TASKS)}, or a "
+                            f"causal LM: a run trained with --task {' or --task '.join(decoders)}, or a "
                             "decoder model such as smollm2-135m; use `lmtune predict` for this run")
-        model, tokenizer, system = trained.model, trained.tokenizer, getattr(trained.task, "system", None)
+        model, tokenizer, system = trained.model, trained.tokenizer, trained.task.system
     else:
         spec = ModelConfig(name=str(model_or_run))
         local = resolve(spec.name)

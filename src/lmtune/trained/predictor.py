@@ -34,5 +34,5 @@ class Predictor:
 
     def evaluate(self, data: DataConfig, batch_size: int = 128) -> tuple[dict, list[dict]]:
         rows = self.task.read_eval(data)
-        features = cached_encode(self.task, rows, self.tokenizer, data, cache_dir(data))[0]
+        features = cached_encode(self.task, rows, self.tokenizer, data, cache_dir(data)).features
         return self.task.evaluate(self.model, self.tokenizer, rows, features, batch_size)
