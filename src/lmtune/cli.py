@@ -252,6 +252,44 @@ def predict(
 
 
 @app.command()
+def distill(
+    teacher: Annotated[str, typer.Argument(help="A trained classification run, or a --cv folder (its fold models "
+                                                "teach as an ensemble).")],
+    model: Annotated[str | None, Opt(help="The student: built-in name, local HF folder or hub id.")] = None,
+    data: Annotated[str | None, Opt(help="Labelled training file (default: the bundled demo reviews).")] = None,
+    unlabelled: Annotated[str | None, Opt(help="Texts without labels: the student learns the teacher's "
+                                               "probabilities on them too.")] = None,
+    config: Annotated[Path | None, Opt("--config", "-c", help="YAML config (same schema as --set).")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a config key, e.g. task.temperature=4, "
+                                                        "task.alpha=0.3")] = None,
+    validation: Annotated[str | None, Opt(help="Validation file.")] = None,
+    test: Annotated[str | None, Opt(help="Test file.")] = None,
+    name: Annotated[str | None, Opt(help="Run name (folder under output_dir).")] = None,
+    output_dir: Annotated[str | None, Opt(help="Where runs are written.")] = None,
+    epochs: Annotated[float | None, Opt()] = None,
+    max_steps: Annotated[int | None, Opt()] = None,
+    lr: Annotated[float | None, Opt()] = None,
+    text_column: Annotated[str | None, Opt(help="Name, or 0-based position without a header.")] = None,
+    label_column: Annotated[str | None, Opt()] = None,
+    max_length: Annotated[int | None, Opt(help="Token limit per example.")] = None,
+) -> None:
+    """Train a student classifier on a teacher's softened probabilities (labelled rows and, with --unlabelled,
+    unlabelled ones); records both models' size and prediction speed."""
+    from lmtune.distill import distill as run_distill
+
+    shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
+    cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    run = run_distill(teacher, cfg, unlabelled)
+    _print_metrics(run.metrics)
+    info = run.metrics["distillation"]
+    for side in ("teacher", "student"):
+        found = info[side]
+        console.print(f"[bold]{side}:[/] {found['parameters']:,} parameters, {found['megabytes']} MB, "
+                      f"{found['predict_samples_per_s']} samples/s", highlight=False)
+    console.print(f"[bold green]student saved:[/] {run.model_dir}")
+
+
+@app.command()
 def explain(
     model_or_run: Annotated[str, typer.Argument(help="A run folder or its model/ folder.")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to explain (or --input).")] = None,

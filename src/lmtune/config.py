@@ -174,7 +174,7 @@ def _default(section: Section, key: str, value: Any) -> None:
 
 # Tasks that train a causal LM: their defaults differ from the encoder tasks'. Config fills those defaults while
 # it validates, below the tasks, so it names them here; above it, each task says so itself (`model_kind`), and
-# tests/unit/test_task_protocol.py checks that the two agree.
+# tests/unit/tasks/test_task_protocol.py checks that the two agree.
 DECODER_TASKS = ("sft", "clm")
 # Greedy decoding's default repetition penalty, on the answer's own tokens: no loops left in 50 + 50 held-out
 # Alpaca en/zh answers, at about the same ROUGE-L (README, "Generation defaults").

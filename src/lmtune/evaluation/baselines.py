@@ -85,6 +85,7 @@ def _names(task, rows: int) -> list[str]:
 
 def _fit(name: str, task, splits: dict[str, pd.DataFrame]):
     train = splits["train"]
+    train = train[train["label"].notna()]  # supervised baselines: rows without a label (distillation's) teach none
     y = _targets(task, train["label"])
     if name != "bilstm":
         return _model(name, task.multi_label, len(task.labels)).fit(_texts(task, train), y)

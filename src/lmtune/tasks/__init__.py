@@ -10,6 +10,7 @@ from lmtune.errors import ConfigError, UserError
 from lmtune.tasks.base import Task, TaskSettings
 from lmtune.tasks.classification import Classification
 from lmtune.tasks.clm import CausalLM
+from lmtune.tasks.distillation import Distillation
 from lmtune.tasks.mlm import MaskedLM
 from lmtune.tasks.question_answering import QuestionAnswering
 from lmtune.tasks.regression import Regression
@@ -19,6 +20,7 @@ from lmtune.tasks.token_classification import TokenClassification
 TASKS: dict[str, type[Task]] = {
     Classification.name: Classification,
     CausalLM.name: CausalLM,
+    Distillation.name: Distillation,
     QuestionAnswering.name: QuestionAnswering,
     Regression.name: Regression,
     MaskedLM.name: MaskedLM,

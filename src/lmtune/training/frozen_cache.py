@@ -9,7 +9,8 @@ batch's cached states and the layer list holds layers N and up. Evaluation, pred
 untouched model, and the training clock includes the one-off computation.
 
 What changes: the frozen layers' dropout is no longer applied in training (their outputs are computed once,
-deterministically). With dropout off, loss and gradients equal the uncached ones (tests/unit/test_frozen_cache.py).
+deterministically). With dropout off, loss and gradients equal the uncached ones
+(tests/unit/training/test_frozen_cache.py).
 Padding positions enter layer N as zeros rather than as the frozen layers' output there; real tokens never attend
 to them, so only a loss that reads padding positions' own outputs sees a difference (question answering's span
 softmax over a padded window).

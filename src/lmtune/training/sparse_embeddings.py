@@ -5,10 +5,10 @@ clipping and AdamW's update touch all of them every step (for minilm that is hal
 CPU step: README, Speed). The embedding emits a sparse gradient and `SparseRowAdamW` below updates only the rows
 still in motion: those in the batch and those used within the last few dozen steps, whose momentum has not yet
 decayed below 1% of its value (44 steps at beta1 0.9). For them the arithmetic is dense AdamW's, so a run of fewer
-steps than that is exactly torch's AdamW (tests/unit/test_sparse_embeddings.py). Rows idle for longer skip the rest
-of their momentum tail and their weight decay. Updating the batch's rows alone (TensorFlow's LazyAdam) lost SST-2
-accuracy (README, Speed): a rare token's row then moves once instead of coasting on its momentum. torch's SparseAdam
-is that lazy update, without weight decay, hence this subclass.
+steps than that is exactly torch's AdamW (tests/unit/training/test_sparse_embeddings.py). Rows idle for longer
+skip the rest of their momentum tail and their weight decay. Updating the batch's rows alone (TensorFlow's
+LazyAdam) lost SST-2 accuracy (README, Speed): a rare token's row then moves once instead of coasting on its
+momentum. torch's SparseAdam is that lazy update, without weight decay, hence this subclass.
 """
 
 from __future__ import annotations

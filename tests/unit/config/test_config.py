@@ -11,7 +11,7 @@ from lmtune.config import Config, build_config, load_config, parse_value
 from lmtune.errors import ConfigError, UserError
 from lmtune.tasks import checked_config
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_defaults_validate():

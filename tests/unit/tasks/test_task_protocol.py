@@ -19,7 +19,7 @@ from lmtune.evaluation.intervals import metric_interval
 from lmtune.tasks import TASKS, checked_config, new_task, task_type
 from lmtune.tasks.base import Task
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 REQUIRED = ("load", "read_eval", "build_model", "encode", "collate", "loss", "evaluate", "predict", "state",
             "from_state")
 

@@ -20,7 +20,7 @@ from lmtune.tuning import load_space, tune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SPACE = {"train.lr": {"low": 1.0e-4, "high": 1.0e-1, "log": True}, "train.batch_size": [4, 8],
          "train.warmup": {"low": 0.0, "high": 0.2}}
 

@@ -8,7 +8,7 @@ import pytest
 from lmtune.data import read_splits, read_table, select_columns
 from lmtune.errors import DataError
 
-AGNEWS = Path(__file__).resolve().parents[3] / "shared" / "data" / "agnews" / "train.tsv"  # beside the repo
+AGNEWS = Path(__file__).resolve().parents[4] / "shared" / "data" / "agnews" / "train.tsv"  # beside the repo
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
