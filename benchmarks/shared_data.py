@@ -7,6 +7,7 @@ from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SST2 = SHARED / "sst2"
+AGNEWS = SHARED / "agnews" / "train.tsv"
 ALPACA = SHARED / "instruct" / "alpaca_en_demo.json"
 ALPACA_ZH = SHARED / "instruct" / "alpaca_zh_demo.json"
 WAIMAI = SHARED / "waimai10k" / "train.csv"

@@ -6,7 +6,10 @@
 """
 
 from lmtune.config import Config
+from lmtune.distill import distill
 from lmtune.recipe import Run, cross_validate, evaluate, train
+from lmtune.seeds import train_seeds
+from lmtune.self_training import self_train
 from lmtune.trained.predictor import Predictor
 
-__all__ = ["Config", "Predictor", "Run", "cross_validate", "evaluate", "train"]
+__all__ = ["Config", "Predictor", "Run", "cross_validate", "distill", "evaluate", "self_train", "train", "train_seeds"]

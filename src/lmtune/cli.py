@@ -35,6 +35,7 @@ SHORTCUTS = {
     "label_column": "data.label_column", "max_length": "data.max_length", "template": "task.template",
     "source_column": "data.source_column", "target_column": "data.target_column",
     "source_lang": "task.source_lang", "target_lang": "task.target_lang", "track": "train.track",
+    "unlabelled": "data.unlabelled",
 }
 
 
@@ -76,6 +77,9 @@ def train(
     data: Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")] = None,
     validation: Annotated[str | None, Opt(help="Validation file.")] = None,
     test: Annotated[str | None, Opt(help="Test file.")] = None,
+    unlabelled: Annotated[str | None, Opt(help="Texts without labels: self-training pseudo-labels the confident "
+                                               "ones and retrains (classification; task.self_training_rounds).")]
+    = None,
     model: Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")] = None,
     task: Annotated[str | None, Opt(help="classification | regression | token-classification | "
                                          "question-answering | mlm | sft | clm")] = None,
@@ -102,11 +106,21 @@ def train(
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
     from lmtune.recipe import train as run_training
     from lmtune.reporting.verdict import verdict
+    from lmtune.self_training import self_train
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
     if resume and (cv is not None or seeds):  # several runs: resuming one would mix checkpoints with fresh runs
         raise ConfigError("--resume cannot be combined with --cv or --seeds; start them again")
+    if cfg.data.unlabelled and (seeds or cv is not None):
+        raise ConfigError("self-training (--unlabelled) runs rounds of its own; it does not combine with --cv or "
+                          "--seeds")
+    if cfg.data.unlabelled:
+        run = self_train(cfg)
+        console.print(f"[bold]self-training:[/] {Path(cfg.output_dir) / cfg.name / 'self_training.md'}")
+        _print_metrics(run.metrics)
+        console.print(f"[bold green]model saved:[/] {run.model_dir}")
+        return
     if seeds:
         _train_seeds(cfg, seeds, cv)
         return
@@ -279,7 +293,7 @@ def distill(
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
-    run = run_distill(teacher, cfg, unlabelled)
+    run = run_distill(teacher, cfg)
     _print_metrics(run.metrics)
     info = run.metrics["distillation"]
     for side in ("teacher", "student"):

@@ -27,6 +27,9 @@ class DataConfig(Section):
     train: str | None = Field(None, description="Training file or datasets folder; empty = the bundled demo.")
     validation: str | None = Field(None, description="Validation file; split off `train` when absent.")
     test: str | None = Field(None, description="Test file; split off `train` when absent and test_size > 0.")
+    unlabelled: str | None = Field(None, description="Texts without labels (classification): self-training "
+                                   "pseudo-labels the confident ones and retrains (task.self_training_rounds); "
+                                   "`lmtune distill` teaches the student on them too.")
     format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "disk"] = "auto"
     header: bool | None = Field(None, description="Does the CSV/TSV have a header row? None = detect.")
     text_column: Column = "text"

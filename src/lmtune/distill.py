@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from lmtune.config import Config
-from lmtune.data.stream import iter_chunks
 from lmtune.errors import UserError
 from lmtune.io import write_json
 from lmtune.recipe import Run, train
 from lmtune.reporting.report import write_reports
 from lmtune.runs import as_config, with_demo_data
+from lmtune.self_training import read_unlabelled
 from lmtune.tasks import checked_config
 from lmtune.tasks.classification import Classification
 from lmtune.tasks.distillation import TEACHER, Distillation
@@ -32,19 +32,18 @@ from lmtune.trained.predictor import Predictor
 SPEED_ROWS = 1000  # validation rows both models predict for the speed comparison
 
 
-def distill(teacher_run: str | Path, config: Config | dict | str | Path | None = None,
-            unlabelled: str | None = None) -> Run:
-    """Train the config's model (the student) on the teacher's probabilities; returns the student's run."""
+def distill(teacher_run: str | Path, config: Config | dict | str | Path | None = None) -> Run:
+    """Train the config's model (the student) on the teacher's probabilities, on data.train's rows and on
+    data.unlabelled's when given; returns the student's run."""
     teachers = _teachers(Path(teacher_run))
     cfg = with_demo_data(as_config(config))
     cfg = checked_config(cfg.model_copy(update={"task": cfg.task.model_copy(update={"name": Distillation.name})}))
     splits, _ = Classification().load(cfg)  # read and split as the classifier reads labelled files
-    if unlabelled:
-        extra = pd.concat(list(iter_chunks(unlabelled, text_column=cfg.data.text_column,
-                                           text_pair_column=cfg.data.text_pair_column)))
-        extra = extra[[c for c in ("text", "text_pair") if c in extra]].assign(label=None)
-        extra.index = range(len(splits["train"]) + 1, len(splits["train"]) + 1 + len(extra))
+    if cfg.data.unlabelled:
+        extra = read_unlabelled(cfg).assign(label=None)
+        extra.index = extra.index + int(max(splits["train"].index.max(), 0))  # numbered after the labelled rows
         splits["train"] = pd.concat([splits["train"], extra])
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"unlabelled": None})})
     started = time.perf_counter()
     splits["train"] = splits["train"].assign(**{TEACHER: _probabilities(teachers, splits["train"])})
     teacher_seconds = round(time.perf_counter() - started, 2)

@@ -76,6 +76,9 @@ def train(config: Config | dict | str | Path | None = None, resume: bool = False
     if resume:
         cfg = resumed_config(cfg)
     cfg = checked_config(with_demo_data(cfg))
+    if cfg.data.unlabelled and splits is None:
+        raise ConfigError("data.unlabelled is read by self-training (lmtune train, lmtune.api.self_train) and by "
+                          "lmtune distill; one training run learns from labelled rows only")
     accelerator = make_accelerator(cfg.train)
     if resume:
         return _train(cfg, accelerator, True, splits, on_evaluate)
@@ -128,8 +131,11 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     if cache_report:
         metrics["train"]["frozen_cache"] = cache_report
     if accelerator.is_main_process:
+        started = time.perf_counter()
         explained = report_explanations(model, tokenizer, task, splits[predicted], predictions, task.explained_rows,
                                         cfg.train.seed) if predicted else None
+        if explained:
+            explained["seconds"] = round(time.perf_counter() - started, 2)
         _save_run(cfg, model, tokenizer, task, record, metrics, predictions, splits, tracker, explained)
     accelerator.wait_for_everyone()
     return Run(cfg.run_dir, metrics, cfg)
@@ -222,7 +228,7 @@ def _save_run(cfg: Config, model, tokenizer, task, record: dict | None, metrics:
     write_jsonl(run_dir / "predictions.jsonl", predictions)
     if explained:
         write_json(run_dir / "explanations.json", explained)
-        metrics["faithfulness"] = explained["faithfulness"]
+        metrics["faithfulness"] = {**explained["faithfulness"], "seconds": explained["seconds"]}
     metrics.update(run_baselines(task, splits, predictions))
     write_json(run_dir / "metrics.json", metrics)
     tracker.finish(metrics)

@@ -54,6 +54,5 @@ def load_trained(model_dir: Path, task) -> torch.nn.Module:
         return task.build_model(str(model_dir), spec)
     from peft import PeftModel
 
-
     base = state["base_model"]
     return PeftModel.from_pretrained(task.build_model(resolve(base), ModelConfig(name=base)), model_dir)

@@ -17,6 +17,7 @@ from lmtune.reporting.explanations import explanation_sections
 from lmtune.reporting.model_card import write_model_card
 from lmtune.reporting.render import render_html, render_markdown
 from lmtune.reporting.run_files import RunFiles, read_run
+from lmtune.reporting.workflows import distillation_sections, self_training_sections
 
 FIGURES = "report_files"
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def report_sections(run: RunFiles) -> list[dict]:
                 ("Training curves", lambda r: analysis.curve_sections(r, summary.main_metric(r))),
                 ("Breakdown", analysis.detail_sections), ("Classification", analysis.classification_sections),
                 ("Predictions", analysis.regression_sections), ("Explanations", explanation_sections),
+                ("Self-training", self_training_sections), ("Distillation", distillation_sections),
                 ("Generated answers", analysis.generation_sections)]
     sections = []
     for title, build in builders:

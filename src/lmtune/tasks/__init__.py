@@ -14,6 +14,7 @@ from lmtune.tasks.distillation import Distillation
 from lmtune.tasks.mlm import MaskedLM
 from lmtune.tasks.question_answering import QuestionAnswering
 from lmtune.tasks.regression import Regression
+from lmtune.tasks.setfit import SetFit
 from lmtune.tasks.sft import SFT
 from lmtune.tasks.token_classification import TokenClassification
 
@@ -23,6 +24,7 @@ TASKS: dict[str, type[Task]] = {
     Distillation.name: Distillation,
     QuestionAnswering.name: QuestionAnswering,
     Regression.name: Regression,
+    SetFit.name: SetFit,
     MaskedLM.name: MaskedLM,
     TokenClassification.name: TokenClassification,
     SFT.name: SFT,

@@ -41,6 +41,10 @@ class Classification(TextTask):
                                     "the training split (random embeddings, a few epochs on CPU, seconds to a "
                                     "minute) and report the model's lift over it: what pretraining adds beyond word "
                                     "order.")
+        self_training_rounds: int = Field(2, ge=1, description="With data.unlabelled: rounds of pseudo-labelling "
+                                          "the unlabelled rows with the last round's model and retraining.")
+        pseudo_label_threshold: float = Field(0.9, gt=0, lt=1, description="With data.unlabelled: the least "
+                                              "predicted probability for an unlabelled row to join training.")
 
     def __init__(self, cfg: TaskConfig | dict | None = None, labels: list[str] | None = None, pair: bool = False,
                  max_length: int = 256):
