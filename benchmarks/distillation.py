@@ -18,11 +18,9 @@ import json
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-from shared_data import SST2, require
+from shared_data import SST2, labelled_and_unlabelled
 
 from lmtune.api import distill, train
-from lmtune.data.splits import stratified_sample
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,14 +37,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    require(SST2)
-    rows = pd.read_csv(SST2 / "train.tsv", sep="\t", quoting=3).rename(columns={"sentence": "text"})
-    labelled = stratified_sample(rows, "label", args.train_rows, args.seed)
-    rest = rows.drop(labelled.index).sample(n=args.unlabelled_rows, random_state=args.seed)
+    labelled, texts = labelled_and_unlabelled(args.train_rows, args.unlabelled_rows, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         labelled.to_csv(folder / "train.csv", index=False)
-        (folder / "unlabelled.txt").write_text("".join(t.replace("\n", " ") + "\n" for t in rest["text"]))
+        (folder / "unlabelled.txt").write_text("".join(t + "\n" for t in texts))
         common = {"output_dir": str(folder / "runs"), "train": {"epochs": args.epochs, "seed": args.seed},
                   "data": {"train": str(folder / "train.csv"), "validation": str(SST2 / "dev.tsv"),
                            "test_size": 0.0, "max_length": 128},

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from shared_data import AGNEWS, SST2, require
+from shared_data import AGNEWS, require, sst2
 
 from lmtune.recipe import train
 
@@ -47,9 +47,7 @@ def parse_args() -> argparse.Namespace:
 def pools(name: str, dev_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows to draw training examples from, held-out rows), as text,label frames."""
     if name == "sst2":
-        require(SST2)
-        return (pd.read_csv(SST2 / "train.tsv", sep="\t", quoting=3).rename(columns={"sentence": "text"}),
-                pd.read_csv(SST2 / "dev.tsv", sep="\t", quoting=3).rename(columns={"sentence": "text"}))
+        return sst2("train"), sst2("dev")
     require(AGNEWS)
     rows = pd.read_csv(AGNEWS, sep="\t", header=None, names=["text", "label"], quoting=3)
     rows = rows.sample(frac=1.0, random_state=0)

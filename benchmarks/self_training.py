@@ -18,11 +18,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from shared_data import SST2, require
+from shared_data import SST2, labelled_and_unlabelled
 
 from lmtune.api import self_train
-from lmtune.data.splits import stratified_sample
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,16 +37,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    require(SST2)
-    rows = pd.read_csv(SST2 / "train.tsv", sep="\t", quoting=3).rename(columns={"sentence": "text"})
     per_seed = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for seed in map(int, args.seeds.split(",")):
-            labelled = stratified_sample(rows, "label", args.labelled, seed)
-            rest = rows.drop(labelled.index).sample(n=args.unlabelled, random_state=seed)
+            labelled, texts = labelled_and_unlabelled(args.labelled, args.unlabelled, seed)
             labelled.to_csv(folder / f"labelled-{seed}.csv", index=False)
-            (folder / f"unlabelled-{seed}.txt").write_text("".join(t.replace("\n", " ") + "\n" for t in rest["text"]))
+            (folder / f"unlabelled-{seed}.txt").write_text("".join(t + "\n" for t in texts))
             run = self_train({"name": f"seed-{seed}", "output_dir": str(folder / "runs"),
                               "model": {"name": args.model},
                               "data": {"train": str(folder / f"labelled-{seed}.csv"),
