@@ -106,26 +106,10 @@ def train(
     """Fine-tune a model; writes runs/<name>/ (config, metrics, predictions, log, model)."""
     from lmtune.recipe import train as run_training
     from lmtune.reporting.verdict import verdict
-    from lmtune.self_training import self_train
 
     shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
     cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
-    if resume and (cv is not None or seeds):  # several runs: resuming one would mix checkpoints with fresh runs
-        raise ConfigError("--resume cannot be combined with --cv or --seeds; start them again")
-    if cfg.data.unlabelled and (seeds or cv is not None):
-        raise ConfigError("self-training (--unlabelled) runs rounds of its own; it does not combine with --cv or "
-                          "--seeds")
-    if cfg.data.unlabelled:
-        run = self_train(cfg)
-        console.print(f"[bold]self-training:[/] {Path(cfg.output_dir) / cfg.name / 'self_training.md'}")
-        _print_metrics(run.metrics)
-        console.print(f"[bold green]model saved:[/] {run.model_dir}")
-        return
-    if seeds:
-        _train_seeds(cfg, seeds, cv)
-        return
-    if cv is not None:
-        _cross_validate(cfg, cv)
+    if _several_runs(cfg, resume, cv, seeds):
         return
     run = run_training(cfg, resume=resume)
     if os.environ.get("RANK", "0") != "0":  # under torchrun/accelerate launch, one process reports
@@ -133,6 +117,29 @@ def train(
     _print_metrics(run.metrics)
     console.print(f"[bold green]model saved:[/] {run.model_dir}\n[bold]run folder:[/] {run.path}")
     console.print("\n".join(verdict(run.metrics, run.path)), markup=False, highlight=False, soft_wrap=True)
+
+
+def _several_runs(cfg: Config, resume: bool, folds: int | None, seeds: str | None) -> bool:
+    """Self-training, seeds or cross-validation, when asked for (True: done)."""
+    several = [name for name, asked in (("--cv", folds is not None), ("--seeds", seeds),
+                                        ("--unlabelled (self-training)", cfg.data.unlabelled)) if asked]
+    if several and resume:  # several runs: resuming one would mix checkpoints with fresh runs
+        raise ConfigError(f"--resume cannot be combined with {several[0]}; start it again")
+    if cfg.data.unlabelled:
+        if len(several) > 1:
+            raise ConfigError("self-training (--unlabelled) runs rounds of its own; it does not combine with --cv "
+                              "or --seeds")
+        from lmtune.self_training import self_train
+
+        run = self_train(cfg)
+        console.print(f"[bold]self-training:[/] {Path(cfg.output_dir) / cfg.name / 'self_training.md'}")
+        _print_metrics(run.metrics)
+        console.print(f"[bold green]model saved:[/] {run.model_dir}")
+    elif seeds:
+        _train_seeds(cfg, seeds, folds)
+    elif folds is not None:
+        _cross_validate(cfg, folds)
+    return bool(several)
 
 
 def _cross_validate(cfg: Config, folds: int) -> None:

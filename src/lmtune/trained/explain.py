@@ -82,7 +82,7 @@ def _fields(row: pd.Series, values: np.ndarray, offsets: list, sequence: list) -
     for index, name in enumerate(FIELDS):
         if name not in row.index or row[name] is None:
             continue
-        spans = [[start, end, round(float(v), 5)] for (start, end), v, s in zip(offsets, values, sequence, strict=True)
+        spans = [[start, end, float(f"{v:.4g}")] for (start, end), v, s in zip(offsets, values, sequence, strict=True)
                  if s == index and end > start]
         fields.append({"field": name, "text": str(row[name]), "spans": spans})
     return fields

@@ -96,7 +96,7 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
     long_rows = LongRows(accelerator.unwrap_model(model), micro_tokens, max(lengths, default=0))
     run = _Run(accelerator, model, optimizer, scheduler, sampler, cfg, objective, run_dir, track)
     state, resumed_from = run.start(resume)
-    stop, loss_sum, loss_n = False, 0.0, 0
+    stop = False
     model.train()
     with (TrainProgress(total, state.step, accelerator.is_main_process) as progress, StopRequests() as stops,
           fast_dropout(accelerator.unwrap_model(model), cfg.fast_dropout), run.bf16_weights):
@@ -118,24 +118,11 @@ def fit(accelerator: Accelerator, model: torch.nn.Module, train_set, collate, le
                         if accelerator.sync_gradients:
                             run.update()
                     state.batch += 1
-                    loss_sum, loss_n = loss_sum + loss, loss_n + 1
-                    run.meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
+                    run.count(loss, batch)
                     if not accelerator.sync_gradients:
                         continue
                     state.step += 1
-                    if state.step % cfg.log_every == 0 or state.step == total:
-                        record = {"step": state.step, "loss": round(loss_sum / loss_n, 5),
-                                  "lr": scheduler.get_last_lr()[0], "elapsed": round(run.elapsed(), 2),
-                                  **run.meter.rates()}
-                        loss_sum, loss_n = 0.0, 0
-                        run.log(record)
-                        progress.update(state.step, record)
-                    else:
-                        progress.update(state.step)
-                    if objective.evaluate and cfg.eval_every and state.step % cfg.eval_every == 0:
-                        stop = run.evaluate_and_save(state, progress)
-                    if cfg.save_every and state.step % cfg.save_every == 0:
-                        run.save(state)
+                    stop = run.step_done(state, total, progress)
                     if stop or state.step >= total:
                         break
                     if stops.agreed(accelerator):
@@ -186,7 +173,7 @@ class _Run:
             kept = [r for r in read_jsonl(self.log_path) if r["step"] <= state.step] if saved else []
             write_jsonl(self.log_path, kept)
         self.started, self.offset = time.perf_counter(), state.seconds
-        self.meter = Meter()
+        self.meter, self.loss_sum, self.loss_n = Meter(), 0.0, 0
         return state, saved[1] if saved else None
 
     def elapsed(self) -> float:
@@ -206,6 +193,29 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         if self.release:
             self.release()
+
+    def count(self, loss: float, batch: dict) -> None:
+        """One batch's loss and size, for the next log record's mean loss and speed."""
+        self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
+        self.meter.add(len(batch["input_ids"]), int(batch["attention_mask"].sum()))
+
+    def step_done(self, state: FitState, total: int, progress: TrainProgress) -> bool:
+        """After an optimizer step: the train-log record every log_every steps and at the last one, then the
+        evaluation and checkpoint due at this step; True when early stopping says stop."""
+        if state.step % self.cfg.log_every == 0 or state.step == total:
+            record = {"step": state.step, "loss": round(self.loss_sum / self.loss_n, 5),
+                      "lr": self.scheduler.get_last_lr()[0], "elapsed": round(self.elapsed(), 2), **self.meter.rates()}
+            self.loss_sum, self.loss_n = 0.0, 0
+            self.log(record)
+            progress.update(state.step, record)
+        else:
+            progress.update(state.step)
+        stop = False
+        if self.objective.evaluate and self.cfg.eval_every and state.step % self.cfg.eval_every == 0:
+            stop = self.evaluate_and_save(state, progress)
+        if self.cfg.save_every and state.step % self.cfg.save_every == 0:
+            self.save(state)
+        return stop
 
     def save(self, state: FitState) -> None:
         state.seconds = self.elapsed()

@@ -95,3 +95,13 @@ def test_the_cli_takes_seeds(tiny_bert, tmp_path, monkeypatch, capsys):
                           "--set", "data.max_length=16", "--set", "task.baselines=false")
     assert code == 0, out
     assert (tmp_path / "runs" / "cli" / "seeds.json").exists() and "±" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seeds", "1,2", "--resume"], "--resume cannot be combined with --seeds"),
+    (["--cv", "2", "--resume"], "--resume cannot be combined with --cv"),
+    (["--unlabelled", "u.txt", "--cv", "2"], "does not combine with --cv"),
+])
+def test_runs_that_train_several_models_refuse_what_they_cannot_do(args, message, monkeypatch, capsys):
+    code, out, err = lmtune(monkeypatch, capsys, "train", *args)
+    assert code == 2 and message in " ".join((out + err).split())
