@@ -18,7 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from shared_data import SST2, labelled_and_unlabelled
+from shared_data import labelled_and_unlabelled, sst2
 
 from lmtune.api import distill, train
 
@@ -40,10 +40,11 @@ def main() -> None:
     labelled, texts = labelled_and_unlabelled(args.train_rows, args.unlabelled_rows, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        sst2("dev").to_csv(folder / "dev.csv", index=False)  # the training files' columns: text, label
         labelled.to_csv(folder / "train.csv", index=False)
         (folder / "unlabelled.txt").write_text("".join(t + "\n" for t in texts))
         common = {"output_dir": str(folder / "runs"), "train": {"epochs": args.epochs, "seed": args.seed},
-                  "data": {"train": str(folder / "train.csv"), "validation": str(SST2 / "dev.tsv"),
+                  "data": {"train": str(folder / "train.csv"), "validation": str(folder / "dev.csv"),
                            "test_size": 0.0, "max_length": 128},
                   "task": {"explanations": 0}}
         teacher = train({**common, "name": "teacher", "model": {"name": args.teacher}})

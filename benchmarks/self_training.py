@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from shared_data import SST2, labelled_and_unlabelled
+from shared_data import labelled_and_unlabelled, sst2
 
 from lmtune.api import self_train
 
@@ -40,6 +40,7 @@ def main() -> None:
     per_seed = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        sst2("dev").to_csv(folder / "dev.csv", index=False)  # the training files' columns: text, label
         for seed in map(int, args.seeds.split(",")):
             labelled, texts = labelled_and_unlabelled(args.labelled, args.unlabelled, seed)
             labelled.to_csv(folder / f"labelled-{seed}.csv", index=False)
@@ -48,7 +49,7 @@ def main() -> None:
                               "model": {"name": args.model},
                               "data": {"train": str(folder / f"labelled-{seed}.csv"),
                                        "unlabelled": str(folder / f"unlabelled-{seed}.txt"),
-                                       "validation": str(SST2 / "dev.tsv"), "test_size": 0.0, "max_length": 128},
+                                       "validation": str(folder / "dev.csv"), "test_size": 0.0, "max_length": 128},
                               "train": {"epochs": 1, "min_steps": 50, "seed": seed},
                               "task": {"explanations": 0, "self_training_rounds": args.rounds,
                                        "pseudo_label_threshold": args.threshold}})

@@ -579,3 +579,7 @@ def main() -> None:
         console.print(f"[bold red]error:[/] no space left on the disk{where}; free some space (or choose another "
                       "--output-dir / --output) and run again", highlight=False)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":  # python -m lmtune.cli, where the console script is not on PATH
+    main()

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import LayerIntegratedGradients
 
 Score = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 STEPS = 32  # points on the path; the completeness gap (`delta`) says whether they were enough
+PATH_BATCH = 8  # path points per forward/backward pass: bounds the activations kept for the backward pass
 
 
 @dataclass
@@ -35,6 +35,8 @@ def integrated_gradients(model: torch.nn.Module, inputs: dict[str, torch.Tensor]
                          special: torch.Tensor, pad_id: int, steps: int = STEPS) -> tuple[np.ndarray, float]:
     """(attribution per token, completeness gap) for one encoded row (batch of 1). `special` marks the tokens
     kept in the baseline ([CLS], [SEP]): the rest become padding."""
+    # Captum loads matplotlib's pyplot on import: only runs that explain pay for it.
+    from captum.attr import LayerIntegratedGradients
     ids = inputs["input_ids"]
     special = special.to(ids.device)
     baseline = torch.where(special, ids, torch.full_like(ids, pad_id))
@@ -47,7 +49,7 @@ def integrated_gradients(model: torch.nn.Module, inputs: dict[str, torch.Tensor]
     explainer = LayerIntegratedGradients(forward, model.get_input_embeddings())
     with torch.autocast(ids.device.type, enabled=False):  # gradients along the path in fp32
         values, delta = explainer.attribute(ids, baselines=baseline, n_steps=steps, return_convergence_delta=True,
-                                            internal_batch_size=steps)
+                                            internal_batch_size=PATH_BATCH)
     per_token = values.sum(-1)[0].masked_fill(special[0], 0.0)
     return per_token.detach().float().cpu().numpy(), float(delta.abs().max())
 
@@ -67,13 +69,15 @@ def occlusion(model: torch.nn.Module, inputs: dict[str, torch.Tensor], score: Sc
 
 
 def deletion_drops(model: torch.nn.Module, inputs: dict[str, torch.Tensor], score: Score, attributions: np.ndarray,
-                   special: torch.Tensor, k: int, rng: np.random.Generator, draws: int = 5) -> tuple[float, float]:
+                   special: torch.Tensor, k: int, rng: np.random.Generator,
+                   draws: int = 5) -> tuple[float, float] | None:
     """(score drop when the k most positively attributed tokens are deleted, mean drop over `draws` deletions of
-    k random tokens): a faithful attribution's top tokens matter more than random ones."""
+    k random tokens): a faithful attribution's top tokens matter more than random ones. At least one token stays
+    (a model without special tokens cannot read an empty row); None for a row too short to delete from."""
     candidates = np.flatnonzero(~special[0].cpu().numpy())
-    if len(candidates) == 0:
-        return 0.0, 0.0
-    k = min(k, len(candidates))
+    k = min(k, len(candidates) - (0 if bool(special.any()) else 1))
+    if k < 1:
+        return None
     top = candidates[np.argsort(-attributions[candidates], kind="stable")[:k]]
     with torch.inference_mode():
         full = float(score(model, inputs)[0])

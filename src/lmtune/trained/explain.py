@@ -51,9 +51,10 @@ def faithfulness(model: torch.nn.Module, tokenizer, task, rows: pd.DataFrame, re
         score = task.score_for(record)
         inputs, special, _, _ = _encode(tokenizer, rows.iloc[i], max_length, model)
         _, values, _ = _attribute(model, inputs, score, special, tokenizer.pad_token_id)
-        t, r = deletion_drops(model, inputs, score, values, special, k, rng)
-        top.append(t)
-        random.append(r)
+        drops = deletion_drops(model, inputs, score, values, special, k, rng)
+        if drops:
+            top.append(drops[0])
+            random.append(drops[1])
     return {"k": k, "rows": len(top), "top_k_drop": round(float(np.mean(top)), 4) if top else None,
             "random_drop": round(float(np.mean(random)), 4) if random else None}
 

@@ -24,10 +24,10 @@ def logit_of(target: int):
 def classifier(tiny_bert):
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3).eval()
-    with torch.no_grad():  # random weights start near-uniform: wider ones let the tokens move the scores
+    with torch.no_grad():  # seeded (the session's tiny BERT is not), and wide enough that the tokens move the scores
         seeded = torch.Generator().manual_seed(0)
-        model.classifier.weight.normal_(0, 1, generator=seeded)
-        model.bert.embeddings.word_embeddings.weight.normal_(0, 1, generator=seeded)
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.5, generator=seeded)
     return model, AutoTokenizer.from_pretrained(tiny_bert)
 
 
@@ -79,3 +79,14 @@ def test_deleting_the_top_tokens_is_measured_against_random_deletions(classifier
         cut = float(score(model, {k: v[:, keep] for k, v in inputs.items()})[0])
     assert top == pytest.approx(full - cut, abs=1e-6)
     assert isinstance(random, float) and random != top
+
+
+def test_deletion_keeps_a_token_where_the_model_has_no_special_ones(classifier):
+    model, tokenizer = classifier
+    inputs, _ = encoded(tokenizer, "good film")
+    none_special = torch.zeros_like(inputs["input_ids"], dtype=torch.bool)  # a decoder's tokenizer adds none
+    values = np.arange(inputs["input_ids"].shape[1], dtype=float)
+    rng = np.random.default_rng(0)
+    assert deletion_drops(model, inputs, probability_of(0), values, none_special, k=10, rng=rng) is not None
+    one = {k: v[:, :1] for k, v in inputs.items()}
+    assert deletion_drops(model, one, probability_of(0), values[:1], none_special[:, :1], k=3, rng=rng) is None
