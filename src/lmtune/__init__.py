@@ -7,8 +7,9 @@
 
 from lmtune.version import __version__
 
-_API = {"train", "evaluate", "cross_validate", "Run", "Predictor"}
-__all__ = ["Config", "Predictor", "Run", "__version__", "cross_validate", "evaluate", "train"]
+_API = {"train", "evaluate", "cross_validate", "distill", "self_train", "train_seeds", "Run", "Predictor"}
+__all__ = ["Config", "Predictor", "Run", "__version__", "cross_validate", "distill", "evaluate", "self_train", "train",
+           "train_seeds"]
 
 
 def __getattr__(name: str):

@@ -48,9 +48,8 @@ class SFT(CausalModelling):
                                                      "assistant turns only, or the whole rendered chat.")
         packing: bool = Field(False, description="Pack several examples into each max_length row, each one "
                               "attending only to itself. Off by default: on CPU, attention over 1024-token rows "
-                              "costs more than the padding of length-grouped batches (benchmarks/packing.py "
-                              "measured 0.83x the tokens/s). Not for soft-prompt methods, which prepend to every "
-                              "row.")
+                              "costs more than the padding of length-grouped batches (benchmarks/packing.py, README). "
+                              "Not for soft-prompt methods, which prepend to every row.")
         generate_samples: int = Field(32, ge=0, description="Validation/test rows answered by generation after "
                                       "training, scored and saved in predictions.jsonl (0 = loss/perplexity only).")
         max_new_tokens: int = Field(128, gt=0, description="Generation limit for those answers.")

@@ -20,7 +20,7 @@ from lmtune.tasks.base import Task, TaskSettings
 class TextSettings(TaskSettings):
     explanations: int = Field(10, ge=0, description="Rows the report explains with token attributions (integrated "
                               "gradients): the worst errors and other rows, half each, plus a faithfulness check "
-                              "over up to 5x as many; 0 = none.")
+                              "over as many rows drawn at random; 0 = none.")
 
 
 class TextTask(Task):

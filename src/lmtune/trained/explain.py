@@ -97,7 +97,8 @@ def report_explanations(model: torch.nn.Module, tokenizer, task, rows: pd.DataFr
                         n: int, seed: int) -> dict | None:
     """What the report's explanation section shows (explanations.json): the n/2 worst errors (most confident
     wrong classes; largest regression errors) and n/2 other rows drawn at random, explained, and the faithfulness
-    check over up to 5n rows. None when the task has no score to attribute or the records carry no gold values."""
+    check over n rows drawn at random (each explanation is a few dozen forward and backward passes: a large
+    model's cost grows with n). None when the task has no score to attribute or the records carry no gold values."""
     if n == 0 or not records or "gold" not in records[0] or task.score_for(records[0]) is None:
         return None
     worst, others, titles = _worst_first(records)
@@ -105,7 +106,7 @@ def report_explanations(model: torch.nn.Module, tokenizer, task, rows: pd.DataFr
     errors = worst[: n // 2]
     rest = [i for i in others if i not in set(errors)]
     picked = sorted(rng.choice(rest, min(len(rest), n - len(errors)), replace=False).tolist()) if rest else []
-    sample = sorted(rng.choice(len(records), min(len(records), 5 * n), replace=False).tolist())
+    sample = sorted(rng.choice(len(records), min(len(records), n), replace=False).tolist())
 
     def explained(chosen: list[int]) -> list[dict]:
         found = explain_rows(model, tokenizer, task, rows.iloc[chosen], [records[i] for i in chosen], task.max_length)

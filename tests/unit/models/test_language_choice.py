@@ -10,6 +10,7 @@ from lmtune.data.scripts import script_of, script_shares
 from lmtune.evaluation.languages import accuracy_by_language
 from lmtune.models.choose import DEFAULTS, choose_model, row_texts
 from lmtune.models.registry import BUILTIN
+from lmtune.recipe import DECODER_CLASSIFIER_LR
 
 ENGLISH = ["a gorgeous, witty film", "never again", "the delivery was late and cold"]
 CHINESE = ["很好吃，送得很快", "分量大，价格实惠。", "这家店的iPhone壳质量很差"]
@@ -89,5 +90,16 @@ def test_a_decoder_trained_as_a_classifier_defaults_to_lora(tiny_llama, tmp_path
                  "data": {"train": str(data)}, "task": {"baselines": False},
                  "train": {"max_steps": 1, "batch_size": 8}})
     assert run.config.method.name == run.metrics["method"] == "lora"
-    assert "method: lora, the default for a decoder" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "method: lora, the default for a decoder" in out and "lr: 0.0003" in out
+    assert run.config.train.lr == DECODER_CLASSIFIER_LR
     assert (run.model_dir / "adapter").is_dir()
+
+
+def test_a_decoder_classifier_keeps_the_lr_it_is_given(tiny_llama, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(12)))
+    run = train({"name": "c", "output_dir": str(tmp_path), "model": {"name": tiny_llama},
+                 "data": {"train": str(data)}, "task": {"baselines": False, "explanations": 0},
+                 "train": {"max_steps": 1, "batch_size": 8, "lr": 5e-5}})
+    assert run.config.train.lr == 5e-5
