@@ -60,7 +60,7 @@ def self_train(config: Config | dict | str | Path | None = None) -> Run:
     metrics = {**json.loads((kept / "metrics.json").read_text(encoding="utf-8")), "self_training": found}
     write_json(kept / "metrics.json", metrics)
     write_reports(kept)
-    return Run(kept, metrics, run.config)
+    return Run(kept, metrics, run.config.model_copy(update={"name": kept.name}))
 
 
 def read_unlabelled(cfg: Config) -> pd.DataFrame:
