@@ -40,20 +40,19 @@ def distill(teacher_run: str | Path, config: Config | dict | str | Path | None =
     cfg = checked_config(cfg.model_copy(update={"task": cfg.task.model_copy(update={"name": Distillation.name})}))
     splits, _ = Classification().load(cfg)  # read and split as the classifier reads labelled files
     if cfg.data.unlabelled:
-        extra = read_unlabelled(cfg).assign(label=None)
-        extra.index = extra.index + int(max(splits["train"].index.max(), 0))  # numbered after the labelled rows
+        extra = read_unlabelled(cfg, after=int(splits["train"].index.max())).assign(label=None)
         splits["train"] = pd.concat([splits["train"], extra])
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"unlabelled": None})})
     started = time.perf_counter()
     splits["train"] = splits["train"].assign(**{TEACHER: _probabilities(teachers, splits["train"])})
     teacher_seconds = round(time.perf_counter() - started, 2)
     run = train(cfg, splits=splits)
+    student = Predictor(run.path)
     rows = next(iter(s for name, s in splits.items() if name != "train"), splits["train"]).head(SPEED_ROWS)
     run.metrics["distillation"] = {
         "teacher": {"run": str(teacher_run), "models": len(teachers), **_size(teachers),
                     "predict_samples_per_s": _speed(teachers, rows), "labelling_seconds": teacher_seconds},
-        "student": {"run": str(run.path), **_size([Predictor(run.path)]),
-                    "predict_samples_per_s": _speed([Predictor(run.path)], rows)},
+        "student": {"run": str(run.path), **_size([student]), "predict_samples_per_s": _speed([student], rows)},
         "temperature": cfg.task.temperature, "alpha": cfg.task.alpha,
         "rows": run.metrics["data"].get("distillation", {})}
     write_json(run.path / "metrics.json", run.metrics)

@@ -37,15 +37,14 @@ def self_train(config: Config | dict | str | Path | None = None) -> Run:
     if cfg.task.name != Classification.name or not cfg.data.unlabelled:
         raise ConfigError("self-training takes a classification task with data.unlabelled (a file of texts)")
     cfg = free_run_dir(cfg)
-    unlabelled = read_unlabelled(cfg)
     base = cfg.model_copy(update={"data": cfg.data.model_copy(update={"unlabelled": None})})
     splits, _ = Classification(cfg.task).load(base)  # one split of the labelled rows for every round
+    unlabelled = read_unlabelled(cfg, after=int(splits["train"].index.max()))
     rounds: list[dict] = []
     run = None
     for number in range(cfg.task.self_training_rounds + 1):
         added = _pseudo_labelled(run, unlabelled, cfg.task.pseudo_label_threshold) if run else unlabelled.iloc[:0]
         member = base.model_copy(update={"name": f"round-{number}", "output_dir": str(cfg.run_dir)})
-        added.index = added.index + int(splits["train"].index.max())  # numbered after the labelled rows
         run = train(member, splits={**splits, "train": pd.concat([splits["train"], added])})
         goal = selection_metric(cfg.train.metric, saved_task(run.model_dir))
         rounds.append(_round(number, run, added, goal["metric"]))
@@ -63,11 +62,13 @@ def self_train(config: Config | dict | str | Path | None = None) -> Run:
     return Run(kept, metrics, run.config.model_copy(update={"name": kept.name}))
 
 
-def read_unlabelled(cfg: Config) -> pd.DataFrame:
-    """The unlabelled file's texts in the task's columns (text, text_pair), rows numbered from 1."""
+def read_unlabelled(cfg: Config, after: int = 0) -> pd.DataFrame:
+    """The unlabelled file's texts in the task's columns (text, text_pair), rows numbered from after + 1, so that
+    they join the labelled rows (numbered up to `after`) without sharing a number."""
     chunks = iter_chunks(cfg.data.unlabelled, text_column=cfg.data.text_column,
                          text_pair_column=cfg.data.text_pair_column)
     rows = pd.concat(list(chunks))
+    rows.index = rows.index + after
     return rows[[c for c in ("text", "text_pair") if c in rows]]
 
 
