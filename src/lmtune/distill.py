@@ -4,7 +4,8 @@ The teacher (a trained classification run, or a cross-validation folder whose fo
 ensemble) labels the training rows, plus an unlabelled file's rows when given, with its probabilities; the
 student trains on them (lmtune.tasks.distillation) and is scored on the gold labels of the same validation and
 test rows as any classifier. The run records both models' size and prediction speed, measured side by side on
-the same rows in this process.
+the same rows in this process, and the teacher's accuracy on the first held-out split, the mark the student is
+measured against.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def distill(teacher_run: str | Path, config: Config | dict | str | Path | None =
     teacher_seconds = round(time.perf_counter() - started, 2)
     run = train(cfg, splits=splits)
     student = Predictor(run.path)
-    rows = next(iter(s for name, s in splits.items() if name != "train"), splits["train"]).head(SPEED_ROWS)
+    held_out = next(iter(s for name, s in splits.items() if name != "train"), None)
+    rows = (splits["train"] if held_out is None else held_out).head(SPEED_ROWS)
+    scored = {} if held_out is None else {"accuracy": _accuracy(teachers, held_out), "scored_on": next(
+        name for name in splits if name != "train")}
     run.metrics["distillation"] = {
-        "teacher": {"run": str(teacher_run), "models": len(teachers), **_size(teachers),
+        "teacher": {"run": str(teacher_run), "models": len(teachers), **scored, **_size(teachers),
                     "predict_samples_per_s": _speed(teachers, rows), "labelling_seconds": teacher_seconds},
         "student": {"run": str(run.path), **_size([student]), "predict_samples_per_s": _speed([student], rows)},
         "temperature": cfg.task.temperature, "alpha": cfg.task.alpha,
@@ -86,6 +90,13 @@ def _probabilities(teachers: list[Predictor], rows: pd.DataFrame) -> list[dict]:
         total += np.array([[r["probabilities"][c] for c in labels] for r in records])
     mean = total / len(teachers)
     return [dict(zip(labels, row.tolist(), strict=True)) for row in mean]
+
+
+def _accuracy(teachers: list[Predictor], rows: pd.DataFrame) -> float:
+    """The teacher's (or ensemble's) accuracy on held-out gold labels: the score the student is measured against."""
+    probabilities = _probabilities(teachers, rows)
+    predicted = [max(p, key=p.get) for p in probabilities]
+    return round(float(np.mean([str(p) == str(g) for p, g in zip(predicted, rows["label"], strict=True)])), 4)
 
 
 def _size(predictors: list[Predictor]) -> dict:

@@ -58,13 +58,14 @@ def test_distill_trains_a_student_on_labelled_and_unlabelled_rows(tiny_run, tiny
     for side in ("teacher", "student"):
         assert info[side]["parameters"] > 0 and info[side]["megabytes"] > 0 and info[side]["predict_samples_per_s"] > 0
     assert "accuracy" in metrics["validation"]
+    assert info["teacher"]["scored_on"] == "validation" and 0 <= info["teacher"]["accuracy"] <= 1
     student = Predictor(run)
     assert student.task.name == "classification" and student.task.labels == Predictor(tiny_run).task.labels
     assert set(student.predict(["great film"])[0]["probabilities"]) == {"bad", "good"}
 
 
 def test_a_cross_validation_folder_teaches_as_an_ensemble(tiny_bert, tmp_path):
-    from lmtune.distill import _probabilities, _teachers
+    from lmtune.distill import _accuracy, _probabilities, _teachers
     from lmtune.recipe import cross_validate
 
     data = write_data(tmp_path / "d.csv")
@@ -79,6 +80,10 @@ def test_a_cross_validation_folder_teaches_as_an_ensemble(tiny_bert, tmp_path):
     each = [[r["probabilities"]["good"] for r in t.predict(rows)] for t in teachers]
     mean = [p["good"] for p in _probabilities(teachers, rows)]
     assert mean == pytest.approx([(a + b) / 2 for a, b in zip(*each, strict=True)])
+    # The ensemble's accuracy is its averaged probabilities' argmax against the gold labels.
+    gold = ["good" if p > 0.5 else "bad" for p in mean]
+    assert _accuracy(teachers, rows.assign(label=gold)) == 1.0
+    assert _accuracy(teachers, rows.assign(label=[g == "good" and "bad" or "good" for g in gold])) == 0.0
 
 
 def test_only_a_classification_teacher_teaches(tiny_bert, tmp_path):
