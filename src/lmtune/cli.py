@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lmtune.config import REPETITION_PENALTY, Config, build_config, load_config, parse_value
+from lmtune.config import REPETITION_PENALTY, SHORTCUTS, Config, build_config, load_config, parse_value
 from lmtune.errors import ConfigError, Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,21 +26,38 @@ console = Console(stderr=True)
 WIDE = 10_000  # characters: wider than any table, which rich then prints at its natural width
 
 Opt = typer.Option
-# Shortcut flags are plain aliases of dotted config keys, so the CLI, YAML and Python share one schema.
-SHORTCUTS = {
-    "data": "data.train", "validation": "data.validation", "test": "data.test", "model": "model.name",
-    "task": "task.name", "method": "method.name", "name": "name", "output_dir": "output_dir",
-    "epochs": "train.epochs", "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
-    "text_column": "data.text_column", "text_pair_column": "data.text_pair_column",
-    "label_column": "data.label_column", "max_length": "data.max_length", "template": "task.template",
-    "source_column": "data.source_column", "target_column": "data.target_column",
-    "source_lang": "task.source_lang", "target_lang": "task.target_lang", "track": "train.track",
-    "unlabelled": "data.unlabelled",
-}
 
 
 def _shortcut_overrides(values: dict) -> list[str]:
     return [f"{SHORTCUTS[k]}={v}" for k, v in values.items() if v is not None]
+
+
+def _config(config: Path | None, set_: list[str] | None, flags: dict) -> Config:
+    """A command's config: the YAML file, then the shortcut flags among `flags` (the command's locals()), then
+    --set."""
+    given = {k: v for k, v in flags.items() if k in SHORTCUTS}
+    return load_config(config, _shortcut_overrides(given) + list(set_ or []))
+
+
+# The flags `train` and `check` share, so that `lmtune check` reads the data as the same `lmtune train` would.
+ConfigFlag = Annotated[Path | None, Opt("--config", "-c", help="YAML config (same schema as --set).")]
+SetFlag = Annotated[list[str] | None, Opt("--set", help="Override a config key: --set train.lr=3e-5")]
+DataFlag = Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")]
+ValidationFlag = Annotated[str | None, Opt(help="Validation file.")]
+TestFlag = Annotated[str | None, Opt(help="Test file.")]
+ModelFlag = Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")]
+TaskFlag = Annotated[str | None, Opt(help="classification | regression | token-classification | "
+                                          "question-answering | mlm | sft | clm")]
+MethodFlag = Annotated[str | None, Opt(help="full | freeze | head | lora | prompt-tuning | p-tuning "
+                                            "(default: lora for sft/clm, full otherwise)")]
+TextColumnFlag = Annotated[str | None, Opt(help="Name, or 0-based position without a header.")]
+ColumnFlag = Annotated[str | None, Opt()]
+MaxLengthFlag = Annotated[int | None, Opt(help="Token limit per example.")]
+TemplateFlag = Annotated[str | None, Opt(help="sft: summarisation | translation | classification.")]
+SourceColumnFlag = Annotated[str | None, Opt(help="sft templates: the input text column.")]
+TargetColumnFlag = Annotated[str | None, Opt(help="sft templates: the output text column.")]
+SourceLangFlag = Annotated[str | None, Opt(help="sft translation: source language name.")]
+TargetLangFlag = Annotated[str | None, Opt(help="sft translation: target language name.")]
 
 
 def _column(value: str | None):
@@ -66,40 +83,38 @@ def _print_metrics(metrics: dict, limit: int = 12) -> None:
 
 @app.command()
 def train(
-    config: Annotated[Path | None, Opt("--config", "-c", help="YAML config (same schema as --set).")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Override a config key: --set train.lr=3e-5")] = None,
+    config: ConfigFlag = None,
+    set_: SetFlag = None,
     resume: Annotated[bool, Opt(help="Continue the run --name from its last checkpoint.")] = False,
     cv: Annotated[int | None, Opt("--cv", help="K-fold cross-validation over the training file: K runs "
                                   "(runs/<name>/fold-<i>) and cv.json; no --validation/--test.")] = None,
     seeds: Annotated[str | None, Opt("--seeds", help="Train once per seed, e.g. 1,2,3 (runs/<name>/seed-<s>); "
                                      "seeds.json/.md/.html give every metric's mean ± std. Composes with --cv.")]
     = None,
-    data: Annotated[str | None, Opt(help="Training file (default: the bundled demo reviews).")] = None,
-    validation: Annotated[str | None, Opt(help="Validation file.")] = None,
-    test: Annotated[str | None, Opt(help="Test file.")] = None,
+    data: DataFlag = None,
+    validation: ValidationFlag = None,
+    test: TestFlag = None,
     unlabelled: Annotated[str | None, Opt(help="Texts without labels: self-training pseudo-labels the confident "
                                                "ones and retrains (classification; task.self_training_rounds).")]
     = None,
-    model: Annotated[str | None, Opt(help="Built-in name, local HF folder or hub id.")] = None,
-    task: Annotated[str | None, Opt(help="classification | regression | token-classification | "
-                                         "question-answering | mlm | sft | clm")] = None,
-    method: Annotated[str | None, Opt(help="full | freeze | head | lora | prompt-tuning | p-tuning "
-                                           "(default: lora for sft/clm, full otherwise)")] = None,
+    model: ModelFlag = None,
+    task: TaskFlag = None,
+    method: MethodFlag = None,
     name: Annotated[str | None, Opt(help="Run name (folder under output_dir).")] = None,
     output_dir: Annotated[str | None, Opt(help="Where runs are written.")] = None,
     epochs: Annotated[float | None, Opt()] = None,
     max_steps: Annotated[int | None, Opt()] = None,
     lr: Annotated[float | None, Opt()] = None,
     batch_size: Annotated[int | None, Opt()] = None,
-    text_column: Annotated[str | None, Opt(help="Name, or 0-based position without a header.")] = None,
-    text_pair_column: Annotated[str | None, Opt()] = None,
-    label_column: Annotated[str | None, Opt()] = None,
-    max_length: Annotated[int | None, Opt(help="Token limit per example.")] = None,
-    template: Annotated[str | None, Opt(help="sft: summarisation | translation | classification.")] = None,
-    source_column: Annotated[str | None, Opt(help="sft templates: the input text column.")] = None,
-    target_column: Annotated[str | None, Opt(help="sft templates: the output text column.")] = None,
-    source_lang: Annotated[str | None, Opt(help="sft translation: source language name.")] = None,
-    target_lang: Annotated[str | None, Opt(help="sft translation: target language name.")] = None,
+    text_column: TextColumnFlag = None,
+    text_pair_column: ColumnFlag = None,
+    label_column: ColumnFlag = None,
+    max_length: MaxLengthFlag = None,
+    template: TemplateFlag = None,
+    source_column: SourceColumnFlag = None,
+    target_column: TargetColumnFlag = None,
+    source_lang: SourceLangFlag = None,
+    target_lang: TargetLangFlag = None,
     track: Annotated[str | None, Opt(help="mlflow: also log to MLflow (TensorBoard logs are always written).")]
     = None,
 ) -> None:
@@ -107,8 +122,7 @@ def train(
     from lmtune.recipe import train as run_training
     from lmtune.reporting.verdict import verdict
 
-    shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
-    cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    cfg = _config(config, set_, locals())
     if _several_runs(cfg, resume, cv, seeds):
         return
     run = run_training(cfg, resume=resume)
@@ -166,6 +180,106 @@ def _print_spread(summary: dict, title: str) -> None:
     for key, stat in summary.items():
         table.add_row(key, f"{stat['mean']:.4f} ± {stat['std']:.4f}")
     Console().print(table)
+
+
+@app.command()
+def check(
+    config: ConfigFlag = None,
+    set_: SetFlag = None,
+    data: DataFlag = None,
+    validation: ValidationFlag = None,
+    test: TestFlag = None,
+    model: ModelFlag = None,
+    task: TaskFlag = None,
+    method: MethodFlag = None,
+    text_column: TextColumnFlag = None,
+    text_pair_column: ColumnFlag = None,
+    label_column: ColumnFlag = None,
+    max_length: MaxLengthFlag = None,
+    template: TemplateFlag = None,
+    source_column: SourceColumnFlag = None,
+    target_column: TargetColumnFlag = None,
+    source_lang: SourceLangFlag = None,
+    target_lang: TargetLangFlag = None,
+    preview: Annotated[bool, Opt(help="Only read the training file: its first rows and the columns found (no "
+                                      "tokenizer).")] = False,
+    rows: Annotated[int, Opt(help="Rows --preview shows.")] = 20,
+    as_json: Annotated[bool, Opt("--json", help="Print the result as JSON (what lmtune.data_checks returns).")]
+    = False,
+) -> None:
+    """What `lmtune train` with the same flags would report about the data, without training: rows, duplicates,
+    label conflicts, leakage, class balance, token lengths against max_length, unknown tokens, and for chats the
+    tokens the loss is computed on."""
+    from lmtune.data_checks import check_data
+    from lmtune.data_checks import preview as preview_data
+
+    cfg = _config(config, set_, locals())
+    result = preview_data(cfg, rows) if preview else check_data(cfg)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    elif preview:
+        _print_preview(result)
+    else:
+        _print_check(result)
+
+
+def _print_preview(result: dict) -> None:
+    table = Table(*result["columns"], title=f"{result['file']}: {result['total_rows']:,} rows")
+    for row in result["rows"]:
+        table.add_row(*row)
+    Console().print(table)
+    if "error" in result:
+        console.print(f"[bold red]error:[/] {result['error']}", highlight=False)
+        raise typer.Exit(2)
+    if result["how"]:
+        console.print(result["how"], highlight=False)
+
+
+def _print_check(result: dict) -> None:
+    from rich.markup import escape
+
+    out = Console()
+    found = result["model"]
+    why = f" (chosen: {found['why']})" if found["chosen_by_lmtune"] else ""
+    out.print(f"[bold]task:[/] {result['task']}  [bold]model:[/] {found['name']}{why}  [bold]method:[/] "
+              f"{result['method']}", highlight=False)
+    per_split = [result.get(key) or {} for key in ("sources", "duplicates", "leakage")]
+    table = Table("split", "rows", "source", "duplicate rows", "texts also in train", title="data")
+    for split, n in result["rows"].items():
+        table.add_row(split, f"{n:,}", *[str(values.get(split, "-")) for values in per_split])
+    out.print(table)
+    balance = result.get("class_balance")
+    if balance:
+        table = Table("label", *balance, title="class balance")
+        for label in next(iter(balance.values())):
+            table.add_row(str(label), *[f"{counts[label]:,}" for counts in balance.values()])
+        out.print(table)
+    targets = result.get("targets")
+    if targets:
+        table = Table("target", "mean", "std", "min", "max", title="training targets")
+        for name, stats in targets.items():
+            table.add_row(name, *[f"{stats[k]:.4g}" for k in ("mean", "std", "min", "max")])
+        out.print(table)
+    lengths = result.get("lengths")
+    if lengths:
+        p = lengths["percentiles"]
+        out.print(f"[bold]token lengths[/] ({lengths['measured_rows']:,} of {lengths['training_rows']:,} training "
+                  f"rows, no limit): median {p['p50']:,}, 90% {p['p90']:,}, 99% {p['p99']:,}, max {p['max']:,}; "
+                  f"{lengths['truncated_rows']:,} ({lengths['truncated_share']:.1%}) over max_length "
+                  f"{lengths['max_length']:,}", highlight=False)
+        edges, counts = lengths["histogram"]["edges"], lengths["histogram"]["counts"]
+        for low, high, n in zip(edges, edges[1:], counts, strict=False):
+            span = f"{low:,}" if high - 1 == low else f"{low:,}-{high - 1:,}"
+            out.print(f"  {span:>15} {'█' * round(40 * n / max(counts)):<40} {n:,}", highlight=False)
+    out.print(f"[bold]unknown tokens:[/] {result['unknown_token_rate']:.1%}", highlight=False)
+    for i, chat in enumerate(result.get("loss_mask") or [], start=1):
+        out.print(f"[bold]chat {i}[/], the loss is computed on the [bold green]green[/] tokens:")
+        out.print("".join(f"[bold green]{escape(t['token'])}[/]" if t["scored"] else f"[dim]{escape(t['token'])}[/]"
+                          for t in chat), highlight=False)
+    for note in result["notes"]:
+        console.print(f"[dim]{escape(note)}[/]", highlight=False)
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 @app.command()
@@ -298,8 +412,7 @@ def distill(
     unlabelled ones); records both models' size and prediction speed."""
     from lmtune.distill import distill as run_distill
 
-    shortcuts = {k: v for k, v in locals().items() if k in SHORTCUTS}
-    cfg = load_config(config, _shortcut_overrides(shortcuts) + list(set_ or []))
+    cfg = _config(config, set_, locals())
     run = run_distill(teacher, cfg)
     _print_metrics(run.metrics)
     info = run.metrics["distillation"]
@@ -380,14 +493,42 @@ def serve(
     from lmtune.serving import create_app
 
     if api_key_file is not None:
-        api_key = api_key_file.read_text(encoding="utf-8").splitlines()[0].strip() if api_key_file.is_file() else ""
-        if not api_key:
-            raise ConfigError(f"--api-key-file {api_key_file}: no key in it (missing or empty file)")
+        api_key = _read_key(api_key_file)
     server = create_app(model_or_run, api_key=api_key, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                         onnx_variant=onnx_variant, docs=docs)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
     uvicorn.run(server, host=host, port=port)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="utf-8").splitlines()[0].strip() if path.is_file() and path.stat().st_size else ""
+    if not key:
+        raise ConfigError(f"--api-key-file {path}: no key in it (missing or empty file)")
+    return key
+
+
+@app.command()
+def ui(
+    host: Annotated[str, Opt(help="Address to bind. The default 127.0.0.1 is this machine only; any other needs "
+                                  "--api-key-file or LMTUNE_API_KEY.")] = "127.0.0.1",
+    port: Annotated[int, Opt()] = 7860,
+    runs: Annotated[Path, Opt(help="The runs folder the UI trains into and lists.")] = Path("runs"),
+    data_root: Annotated[Path, Opt(help="The Data page offers the data files under this folder.")] = Path("."),
+    api_key_file: Annotated[Path | None, Opt(help="Read the key from this file (its first line).")] = None,
+) -> None:
+    """A local web app: pick data and see its checks, train with a live curve, compare runs, try and serve them."""
+    import uvicorn
+
+    from lmtune.ui import create_ui
+
+    api_key = _read_key(api_key_file) if api_key_file is not None else os.environ.get("LMTUNE_API_KEY") or None
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        raise ConfigError(f"--host {host} would let anyone who can reach this machine train, read and delete runs; "
+                          "set a key with --api-key-file FILE or LMTUNE_API_KEY (then open /?key=KEY once)")
+    console.print(f"lmtune ui: http://{host}:{port}/  (runs in {runs}; Ctrl-C stops it)", highlight=False)
+    uvicorn.run(create_ui(runs, data_root=data_root, api_key=api_key, host=host), host=host, port=port,
+                log_level="warning")
 
 
 @app.command()

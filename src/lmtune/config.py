@@ -169,6 +169,20 @@ class TrainConfig(Section):
                                          "memory for long sequences, about a third more compute.")
 
 
+# The CLI's shortcut flags (--data for --set data.train=...): plain aliases of dotted keys, so the CLI, YAML, the
+# Python API and the web UI share one schema; the UI writes its commands with them.
+SHORTCUTS = {
+    "data": "data.train", "validation": "data.validation", "test": "data.test", "model": "model.name",
+    "task": "task.name", "method": "method.name", "name": "name", "output_dir": "output_dir",
+    "epochs": "train.epochs", "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
+    "text_column": "data.text_column", "text_pair_column": "data.text_pair_column",
+    "label_column": "data.label_column", "max_length": "data.max_length", "template": "task.template",
+    "source_column": "data.source_column", "target_column": "data.target_column",
+    "source_lang": "task.source_lang", "target_lang": "task.target_lang", "track": "train.track",
+    "unlabelled": "data.unlabelled",
+}
+
+
 def _default(section: Section, key: str, value: Any) -> None:
     """Fill a default without marking it as given: a resumed run's saved config must still win over it."""
     setattr(section, key, value)

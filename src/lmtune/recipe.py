@@ -24,7 +24,7 @@ from lmtune.evaluation.languages import accuracy_by_language
 from lmtune.io import write_json, write_jsonl, write_text
 from lmtune.methods import apply_method, count_parameters, virtual_tokens
 from lmtune.models import model_kind, resolve
-from lmtune.models.choose import choose_model, row_texts
+from lmtune.models.choose import Choice, choose_model, row_texts
 from lmtune.models.load import load_tokenizer
 from lmtune.models.registry import licence_notice
 from lmtune.numbers import higher_is_better
@@ -102,10 +102,11 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     task = new_task(cfg)
     task.virtual_tokens = virtual_tokens(cfg.method)
     splits, data_report = task.load(cfg) if splits is None else (splits, fold_report(task, cfg, splits))
-    cfg, path, data_report["reads_best"] = _model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
+    cfg, path, choice = model_defaults(cfg, task, splits["train"], accelerator.is_main_process)
+    data_report["reads_best"] = choice.name
     record = run_record(cfg) if accelerator.is_main_process else None  # hashes the data: one process is enough
     tokenizer = load_tokenizer(path, cfg.model)
-    features = _encoded(task, splits, tokenizer, cfg.data, data_report)
+    features = encoded(task, splits, tokenizer, cfg.data, data_report)
     set_seed(cfg.train.seed)  # the new head's initial weights depend on it
     model = _trainable_model(task, path, cfg)
     params = count_parameters(model)
@@ -141,14 +142,14 @@ def _train(cfg: Config, accelerator, resume: bool, splits: dict[str, pd.DataFram
     return Run(cfg.run_dir, metrics, cfg)
 
 
-def _encoded(task, splits: dict[str, pd.DataFrame], tokenizer, data: DataConfig, report: dict) -> dict[str, list]:
+def encoded(task, splits: dict[str, pd.DataFrame], tokenizer, data: DataConfig, report: dict) -> dict[str, list]:
     """Each split's features (from the token cache where it has them); what encoding found goes into `report`."""
-    encoded = {split: cached_encode(task, rows, tokenizer, data, cache_dir(data)) for split, rows in splits.items()}
-    report["tokenized_from_cache"] = {split: found.from_cache for split, found in encoded.items()}
-    counts = [found.counts for found in encoded.values()]
+    by_split = {split: cached_encode(task, rows, tokenizer, data, cache_dir(data)) for split, rows in splits.items()}
+    report["tokenized_from_cache"] = {split: found.from_cache for split, found in by_split.items()}
+    counts = [found.counts for found in by_split.values()]
     if any(counts):
         report["length_limit"] = {k: sum(c[k] for c in counts) for k in counts[0]}
-    features = {split: found.features for split, found in encoded.items()}
+    features = {split: found.features for split, found in by_split.items()}
     report["unknown_token_rate"] = unknown_rate(features["train"], tokenizer)
     return features
 
@@ -242,10 +243,11 @@ def _save_run(cfg: Config, model, tokenizer, task, record: dict | None, metrics:
 DECODER_CLASSIFIER_LR = 3e-4
 
 
-def _model_defaults(cfg: Config, task, rows: pd.DataFrame, announce: bool) -> tuple[Config, str, str]:
+def model_defaults(cfg: Config, task, rows: pd.DataFrame, announce: bool) -> tuple[Config, str, Choice]:
     """The model and method the user left to lmtune: the built-in model that reads the training texts' language,
-    and LoRA for a decoder trained on an encoder task. Returns the config, the resolved model path and the model
-    that reads the data best (for the unknown-token warning)."""
+    and LoRA for a decoder trained on an encoder task. Returns the config, the resolved model path and the built-in
+    model that reads the data best, with why (the model chosen when the config names none; the unknown-token
+    warning's suggestion otherwise)."""
     choice = choose_model(row_texts(rows, task.input_fields), task.model_kind)
     if "name" not in cfg.model.model_fields_set:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": choice.name})})
@@ -266,7 +268,7 @@ def _model_defaults(cfg: Config, task, rows: pd.DataFrame, announce: bool) -> tu
         if announce:
             print(f"lr: {DECODER_CLASSIFIER_LR:g}, the default for a decoder trained as a classifier/tagger; --lr to "
                   "change")
-    return cfg, path, choice.name
+    return cfg, path, choice
 
 
 def _announce(cfg: Config, params: dict, data_report: dict) -> None:

@@ -149,16 +149,25 @@ def eval_size(run: RunFiles) -> int | None:
 
 def limitations(run: RunFiles) -> list[str]:
     """Warnings a reader of the numbers should know, from the data report and the evaluation."""
-    data, split, out = run.metrics.get("data") or {}, run.predictions_split, []
+    out = data_limitations(run.metrics.get("data") or {}, run.predictions_split, eval_size(run))
+    lift = (run.metrics.get("baselines") or {}).get("lift")
+    if lift and lift["low"] <= 0:
+        out.append("The model is not clearly better than a TF-IDF + logistic regression baseline on this data.")
+    return out
+
+
+def data_limitations(data: dict, split: str, eval_rows: int | None) -> list[str]:
+    """The warnings that follow from a data report alone (`split` of `eval_rows` rows scored): a run's report
+    gives them, and `lmtune check` before any training."""
+    out = []
     unknown = data.get("unknown_token_rate")
     if isinstance(unknown, int | float) and unknown > UNKNOWN_TOKEN_WARNING:
         out.append(f"{unknown:.1%} of the training tokens are unknown to the base model's tokenizer: it cannot read "
                    "much of this text (another script or language?), so expect weak results on such inputs"
                    + (f"; {data['reads_best']} reads it." if data.get("reads_best") else "."))
-    n = eval_size(run)
-    if n is not None and n < SMALL_EVAL:
-        out.append(f"The {split} set has only {n:,} examples: scores from a set this small move by several points "
-                   "from sample to sample.")
+    if eval_rows is not None and eval_rows < SMALL_EVAL:
+        out.append(f"The {split} set has only {eval_rows:,} examples: scores from a set this small move by several "
+                   "points from sample to sample.")
     source = str((data.get("sources") or {}).get(split, ""))
     if source.startswith("split of"):
         out.append(f"Evaluated on a {source}, the same source as the training data: expect lower scores on text "
@@ -168,8 +177,4 @@ def limitations(run: RunFiles) -> list[str]:
         out.append(f"{leaked:,} {split} texts also occur in the training data, which inflates the {split} scores.")
     if data.get("label_conflicts"):
         out.append(f"{data['label_conflicts']:,} training texts appear with more than one label (label noise).")
-    lift = (run.metrics.get("baselines") or {}).get("lift")
-    if lift and lift["low"] <= 0:
-        out.append("The model is not clearly better than a TF-IDF + logistic regression baseline on this data.")
     return out
-

@@ -203,7 +203,8 @@ class _Run:
         """After an optimizer step: the train-log record every log_every steps and at the last one, then the
         evaluation and checkpoint due at this step; True when early stopping says stop."""
         if state.step % self.cfg.log_every == 0 or state.step == total:
-            record = {"step": state.step, "loss": round(self.loss_sum / self.loss_n, 5),
+            # total_steps lets a reader of the log alone (the web UI) show progress and an ETA.
+            record = {"step": state.step, "total_steps": total, "loss": round(self.loss_sum / self.loss_n, 5),
                       "lr": self.scheduler.get_last_lr()[0], "elapsed": round(self.elapsed(), 2), **self.meter.rates()}
             self.loss_sum, self.loss_n = 0.0, 0
             self.log(record)

@@ -29,7 +29,7 @@ class Tracker:
         """A train_log.jsonl record: training scalars, or one evaluation's metrics."""
         step = record["step"]
         prefix, values = ("validation", record["eval"]) if "eval" in record else ("train", record)
-        scalars = {f"{prefix}/{k}": v for k, v in _numbers(values).items() if k != "step"}
+        scalars = {f"{prefix}/{k}": v for k, v in _numbers(values).items() if k not in ("step", "total_steps")}
         if self.writer:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, step)
