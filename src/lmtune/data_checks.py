@@ -63,7 +63,11 @@ def preview(config: Config | dict | str | Path | None, rows: int = 20) -> dict:
     if text_task:
         try:
             with _said() as said:
-                out["detected"] = find_columns(table, d, wanted, categorical=task.categorical)
+                found = find_columns(table, d, wanted, categorical=task.categorical)
+            # The columns training will read: those found, and those the config names that the file has (the
+            # default "text"/"label" among them, which need no finding).
+            named = {k: v for k, v in wanted.items() if isinstance(v, str | int) and v in table.columns}
+            out["detected"] = named | found
         except DataError as err:
             out["error"] = str(err)
         else:

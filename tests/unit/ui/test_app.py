@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from conftest import lmtune
 from fastapi.testclient import TestClient
 
+from lmtune.recipe import train
 from lmtune.ui import create_ui, files
 from lmtune.ui.jobs import progress
 
@@ -119,9 +121,30 @@ def test_a_run_trains_through_the_queue_and_is_listed_compared_tried_and_deleted
         tried = client.post("/api/runs/ui-run/predict", json={"text": "the film good"}).json()
         assert tried["prediction"]["label"] in ("pos", "neg")
         assert "".join(tried["explanation"]["fields"][0]["text"]) == "the film good"
+        exported = client.post("/api/runs/ui-run/export", json={"int8": True}).json()
+        assert exported["quantized"] and (tmp_path / "runs" / "ui-run" / "onnx" / "model.int8.onnx").exists()
+        assert client.get("/api/runs").json()["runs"][0]["onnx"]
         assert client.delete("/api/runs/ui-run").status_code == 400  # no confirmation
         assert client.delete("/api/runs/ui-run?confirm=ui-run").json() == {"deleted": "ui-run"}
         assert not (tmp_path / "runs" / "ui-run").exists()
+
+
+def test_a_decoder_run_answers_in_a_stream(tmp_path, tiny_llama):
+    chats = [{"instruction": f"hello who are you {i}", "input": "", "output": "I am a small test model"}
+             for i in range(8)]
+    (tmp_path / "chats.json").write_text(json.dumps(chats), encoding="utf-8")
+    train({"name": "chat", "output_dir": str(tmp_path / "runs"), "task": {"name": "sft"},
+           "model": {"name": tiny_llama}, "data": {"train": str(tmp_path / "chats.json"), "max_length": 64},
+           "train": {"max_steps": 2, "min_steps": None, "batch_size": 4}})
+    with TestClient(create_ui(tmp_path / "runs"), base_url=LOCAL) as client:
+        assert client.get("/api/runs").json()["runs"][0]["kind"] == "decoder"
+        with client.stream("POST", "/api/runs/chat/chat", json={"messages": [{"role": "user", "content": "hello"}],
+                                                                  "max_new_tokens": 8}) as answer:
+            assert answer.status_code == 200
+            pieces = list(answer.iter_text())
+        assert "".join(pieces)  # whatever a random model says, it says something
+        no_question = client.post("/api/runs/chat/chat", json={"messages": [{"role": "assistant", "content": "hi"}]})
+        assert no_question.status_code == 422
 
 
 def _job(client, job_id: int) -> dict:

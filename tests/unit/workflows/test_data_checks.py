@@ -38,6 +38,14 @@ def test_preview_finds_review_and_sentiment_as_training_does(tmp_path):
     json.dumps(found)
 
 
+def test_preview_names_a_column_the_config_already_names(tmp_path):
+    """waimai10k's `label,review`: the default label column needs no finding, but training reads it all the same."""
+    data = write(tmp_path / "w.csv", "label,review\n1,很快，好吃，味道足\n0,送餐太慢了，菜也凉了\n")
+    found = preview({"data": {"train": data}})
+    assert found["detected"] == {"text_column": "review", "label_column": "label"}
+    assert found["how"] == "columns: text='review' (found by name; set --text-column to change)"
+
+
 def test_preview_gives_the_reason_when_the_columns_are_ambiguous(tmp_path):
     data = write(tmp_path / "two.csv", "first,second,label\nhello there friend,good day to you,a\n"
                                        "what a nice day,it is a fine one,b\n")
