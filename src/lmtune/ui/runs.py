@@ -35,10 +35,13 @@ def list_runs(runs: Path, jobs: JobQueue) -> list[dict]:
         state = active.get(folder.name) or ("finished" if finished else "stopped" if (folder / "checkpoints").is_dir()
                                             else "incomplete")
         task = config.get("task", {}).get("name", "")
+        pairs = config.get("data", {}).get("text_pair_column") is not None
+        # What the Try page asks for: the task's input fields, a second text only where the run read pairs, and
+        # a tagger's text rather than its pre-split tokens.
+        inputs = [f for f in task_type(task).input_fields if f != "tokens" and (f != "text_pair" or pairs)]
         found.append({"name": folder.name, "task": task, "state": state, "model": config.get("model", {}).get("name"),
                       "method": config.get("method", {}).get("name"), "kind": task_type(task).model_kind,
-                      "onnx": (folder / "onnx").is_dir(),
-                      "pairs": config.get("data", {}).get("text_pair_column") is not None})
+                      "onnx": (folder / "onnx").is_dir(), "inputs": inputs})
     return found
 
 

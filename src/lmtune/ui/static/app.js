@@ -305,7 +305,7 @@ async function stopJob(id) {
 
 async function resumeRun(name) {
   const started = await attempt(() => api("POST", `/api/runs/${encodeURIComponent(name)}/resume`));
-  if (started) { state.selectedJob = started.id; await refreshJobs(); }
+  if (started) { state.selectedJob = started.id; showPage("train"); await refreshJobs(); }
 }
 
 // ---- runs ----------------------------------------------------------------------------------------------------
@@ -319,7 +319,8 @@ async function refreshRuns() {
       h("td", {}, r.name), h("td", {}, r.task), h("td", {}, r.model), h("td", {}, r.method),
       h("td", {class: `state-${r.state}`}, t(`state.${r.state}`)),
       h("td", {}, r.state === "finished" ? h("a", {class: "report-link", href: `/runs/${encodeURIComponent(r.name)}/report`, target: "_blank"}, t("runs.open")) : ""),
-      h("td", {}, h("button", {class: "delete danger", onclick: () => deleteRun(r.name)}, t("runs.delete"))))))) :
+      h("td", {}, r.state === "stopped" ? h("button", {class: "resume", onclick: () => resumeRun(r.name)}, t("train.resume")) : null,
+        h("button", {class: "delete danger", onclick: () => deleteRun(r.name)}, t("runs.delete"))))))) :
     h("p", {class: "hint"}, t("runs.none")));
   $("compare-tables").replaceChildren(...found.tables.map(tb => h("div", {class: "compare"},
     h("h3", {}, `${t("runs.compare")}: ${tb.title}`), tb.columns.length ? table(tb.columns, tb.rows) : null,
@@ -340,25 +341,34 @@ async function deleteRun(name) {
 }
 
 // ---- try -----------------------------------------------------------------------------------------------------
+// One text box per input the run's task reads (text; a second text for pairs; question and context for QA).
 function chooseTryRun() {
   const run = state.runs.find(r => r.name === $("try-run").value);
   const decoder = run && run.kind === "decoder";
   $("chat-box").hidden = !decoder;
   $("try-classify").hidden = decoder;
-  $("try-pair").hidden = !(run && run.task === "classification" && run.pairs);
+  const kept = Object.fromEntries([...document.querySelectorAll("#try-inputs textarea")].map(el => [el.dataset.field, el.value]));
+  $("try-inputs").replaceChildren(...(run && !decoder ? run.inputs : []).map(field =>
+    h("textarea", {id: `try-${field}`, "data-field": field, rows: field === "context" ? 6 : 3,
+                   placeholder: t(`try.field.${field}`)}, kept[field] ?? "")));
+  $("prediction").replaceChildren();
+  $("attribution").replaceChildren();
 }
 
 async function predict() {
   const name = $("try-run").value;
-  const body = {text: $("try-text").value};
-  if (!$("try-pair").hidden) body.text_pair = $("try-pair").value;
+  const body = Object.fromEntries([...document.querySelectorAll("#try-inputs textarea")].map(el => [el.dataset.field, el.value]));
   const found = await attempt(() => api("POST", `/api/runs/${encodeURIComponent(name)}/predict`, body));
   if (!found) return;
   const p = found.prediction;
   const probabilities = p.probabilities || {};
+  const main = p.label ?? p.answer ?? p.prediction ?? p.value;
+  const rest = Object.fromEntries(Object.entries(p).filter(([k]) => !["row", "text", "text_pair", "question", "context",
+                                                                         "label", "probabilities", "score"].includes(k)));
   $("prediction").replaceChildren(h("div", {class: "hint"}, t("try.prediction")),
-    h("div", {class: "predicted-label"}, String(p.label ?? p.prediction ?? p.value ?? JSON.stringify(p))),
-    ...bars(Object.fromEntries(Object.entries(probabilities).map(([k, v]) => [k, Math.round(v * 1000) / 1000]))));
+    h("div", {class: "predicted-label"}, String(main ?? "")),
+    ...bars(Object.fromEntries(Object.entries(probabilities).map(([k, v]) => [k, Math.round(v * 1000) / 1000]))),
+    Object.keys(rest).length ? h("pre", {class: "details"}, JSON.stringify(rest, null, 1)) : null);
   $("attribution").replaceChildren();
   if (found.explanation) {
     $("attribution").append(h("div", {class: "hint"}, t("try.why")));
