@@ -3,7 +3,7 @@ cannot reach this network, so it is pointed at the system's). Skips with the rea
 
 One walk through every page, as a first-time user would take it: upload a CSV, read the data checks, train a tiny
 model while the curve grows, stop it (a checkpoint), resume it to the end, open the report, predict a sentence,
-serve the model, switch to Chinese. All the while, every request the browser makes is recorded: none may leave
+serve the model, switch to Chinese, delete the run. All the while, every request the browser makes is recorded: none may leave
 127.0.0.1. LMTUNE_SCREENSHOTS=FOLDER keeps a screenshot of each page.
 """
 
@@ -159,6 +159,13 @@ def test_a_first_hour_in_the_browser(ui, browser, tiny_bert, tmp_path):
     assert page.inner_text("#tab-data") == "数据" and page.inner_text("#check-button") == "检查数据"
     assert "类别分布" in page.inner_text("#checks")
     shot("7-data-zh")
+
+    # Runs again: delete the run, after saying yes to the question.
+    page.click("#tab-runs")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".run-row[data-name='run'] .delete")
+    page.wait_for_selector(".run-row[data-name='run']", state="detached")
+    assert not (tmp_path / "runs" / "run").exists()
 
     assert not errors, errors
     outside = [u for u in requests
