@@ -36,6 +36,7 @@ class Job:
     process: subprocess.Popen | None = None
     returncode: int | None = None
     created: float = field(default_factory=time.time)
+    ended_at: dict | None = None  # step and total when the process ended: a resumed run's log moves on
 
 
 class JobQueue:
@@ -128,13 +129,16 @@ class JobQueue:
                                                    stdin=subprocess.DEVNULL)
                 job.state = "running"
             code = job.process.wait()
+            reached = progress(self.runs / job.name, None)
             with self.wake:
+                job.ended_at = {"step": reached["step"], "total_steps": reached["total_steps"], "eta_seconds": None}
                 job.returncode = code
                 job.state = "finished" if code == 0 else "stopped" if job.state == "stopping" else "failed"
 
     def _describe(self, job: Job) -> dict:
         out = {"id": job.id, "name": job.name, "state": job.state, "returncode": job.returncode,
-               "resumed": "--resume" in job.command, **progress(self.runs / job.name, self._metric(job.name))}
+               "resumed": "--resume" in job.command, **progress(self.runs / job.name, self._metric(job.name)),
+               **(job.ended_at or {})}
         text = job.log.read_text(encoding="utf-8", errors="replace") if job.log.exists() else ""
         out["output"] = text[-LOG_TAIL:]
         return out

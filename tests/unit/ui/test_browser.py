@@ -3,8 +3,8 @@ cannot reach this network, so it is pointed at the system's). Skips with the rea
 
 One walk through every page, as a first-time user would take it: upload a CSV, read the data checks, train a tiny
 model while the curve grows, stop it (a checkpoint), resume it to the end, open the report, predict a sentence,
-serve the model, switch to Chinese, delete the run. All the while, every request the browser makes is recorded: none may leave
-127.0.0.1. LMTUNE_SCREENSHOTS=FOLDER keeps a screenshot of each page.
+serve the model, switch to Chinese, delete the run. All the while, every request the browser makes is recorded:
+none may leave 127.0.0.1. LMTUNE_SCREENSHOTS=FOLDER keeps a screenshot of each page.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def test_a_first_hour_in_the_browser(ui, browser, tiny_bert, tmp_path):
     page.click(".job .resume")
     page.wait_for_selector(".job[data-state='finished']", timeout=180_000)
     assert f"{STEPS} / {STEPS}" in page.inner_text(".job[data-state='finished'] .hint")
+    assert f"{stopped_at} / {STEPS}" in page.inner_text(".job[data-state='stopped'] .hint")
     # The resumed run continued the same log: the points from before the stop are still on the curve.
     assert page.locator("#curve circle.loss").count() == STEPS // 5
     shot("3-train-finished")
