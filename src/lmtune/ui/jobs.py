@@ -22,7 +22,7 @@ from lmtune.io import read_jsonl, write_text
 from lmtune.recipe import selection_metric
 from lmtune.tasks import new_task
 
-LOG_TAIL = 4000  # characters of a job's console output the page shows
+LOG_TAIL = 4000  # bytes of a job's console output the page shows
 ACTIVE = ("queued", "running", "stopping")
 
 
@@ -82,7 +82,9 @@ class JobQueue:
         return self._active(name) is not None
 
     def status(self) -> list[dict]:
-        return [self._describe(job) for job in sorted(self.jobs.values(), key=lambda j: -j.id)]
+        with self.wake:
+            jobs = sorted(self.jobs.values(), key=lambda j: -j.id)
+        return [self._describe(job) for job in jobs]
 
     def close(self) -> None:
         """Stop the running job (with its checkpoint) and the worker; queued jobs are dropped."""
@@ -139,14 +141,22 @@ class JobQueue:
         out = {"id": job.id, "name": job.name, "state": job.state, "returncode": job.returncode,
                "resumed": "--resume" in job.command, **progress(self.runs / job.name, self._metric(job.name)),
                **(job.ended_at or {})}
-        text = job.log.read_text(encoding="utf-8", errors="replace") if job.log.exists() else ""
-        out["output"] = text[-LOG_TAIL:]
+        out["output"] = _tail(job.log)
         return out
 
     def _metric(self, name: str) -> str | None:
         if self.metrics.get(name) is None:
             self.metrics[name] = run_metric(self.runs / name)
         return self.metrics[name]
+
+
+def _tail(path: Path) -> str:
+    """The end of a job's console output, without reading a long log whole every second."""
+    if not path.exists():
+        return ""
+    with path.open("rb") as log:
+        log.seek(max(path.stat().st_size - LOG_TAIL, 0))
+        return log.read().decode("utf-8", errors="replace")
 
 
 def run_metric(run_dir: Path) -> str | None:
