@@ -23,9 +23,10 @@ import uvicorn
 from lmtune.ui import create_ui
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Chromium's own background traffic (updates, sync, safe browsing) would reach for Google's hosts.
+# Chromium's own background traffic (updates, sync, safe browsing) would reach for Google's hosts; a container's
+# small /dev/shm crashes its renderer, and CI runs as root, where the sandbox refuses to start.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
+         "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
 STEPS = 300  # enough to stop mid-run: a tiny model makes 10 steps before a click can land
 ROWS = "".join(f"the film was {'good' if i % 2 else 'bad'} {i},{'pos' if i % 2 else 'neg'}\n" for i in range(60))
 
