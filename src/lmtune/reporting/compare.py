@@ -88,12 +88,13 @@ class SeedGroup:
     path: Path
     result: dict
     first: RunFiles
+    seconds: float | None  # mean training seconds of a seed's run (None for cross-validated seeds)
 
     def row(self, metric: str) -> dict:
         stats = {s: self.result["summary"].get(f"{s}.{metric}") for s in SPLITS}
         return {"run": str(self.path), "task": self.result["task"], "model": self.result["model"],
                 "method": self.result["method"], "trainable_params": (self.first.metrics.get("params") or {}).get(
-                    "trainable"), "train_seconds": None, "baselines": {},
+                    "trainable"), "train_seconds": self.seconds, "baselines": {},
                 **{s: stat["mean"] if stat else None for s, stat in stats.items()},
                 **{f"{s}_std": stat["std"] for s, stat in stats.items() if stat}}
 
@@ -102,7 +103,14 @@ def read_group(path: str | Path) -> SeedGroup:
     path = Path(path)
     result = json.loads((path / GROUP_FILE).read_text(encoding="utf-8"))
     first = Path(result["per_seed"][0]["run"])
-    return SeedGroup(path, result, read_run(first / "fold-1" if result.get("folds") else first))
+    return SeedGroup(path, result, read_run(first / "fold-1" if result.get("folds") else first),
+                     None if result.get("folds") else _mean_seconds([Path(s["run"]) for s in result["per_seed"]]))
+
+
+def _mean_seconds(runs: list[Path]) -> float | None:
+    seconds = [(json.loads((run / "metrics.json").read_text(encoding="utf-8")).get("train") or {}).get("seconds")
+               for run in runs if (run / "metrics.json").exists()]
+    return round(sum(seconds) / len(seconds), 2) if seconds and all(is_number(s) for s in seconds) else None
 
 
 def _score(row: dict, split: str):

@@ -74,6 +74,9 @@ def test_compare_ranks_a_seed_group_by_its_mean(seeded, tiny_run):
     group = next(row for row in compared["runs"] if row["run"] == str(folder))
     assert group["test"] == pytest.approx(result["summary"]["test.f1_macro"]["mean"])
     assert group["test_std"] == pytest.approx(result["summary"]["test.f1_macro"]["std"])
+    seconds = [json.loads((Path(s["run"]) / "metrics.json").read_text())["train"]["seconds"]
+               for s in result["per_seed"]]
+    assert group["train_seconds"] == pytest.approx(np.mean(seconds), abs=0.01)
     cells = comparison_table(compared)["rows"]
     assert any(f"{group['test']:.4f} ± {group['test_std']:.4f}" in row for row in cells)
 
