@@ -195,10 +195,11 @@ function checkCards(c) {
   if (c.targets) card("check.targets", [h("pre", {}, JSON.stringify(c.targets, null, 1))]);
   const perSplit = v => (v && typeof v === "object") ? Object.entries(v).map(([s, n]) => `${s}: ${n}`).join(" · ") || "0" : String(v ?? 0);
   const anyOf = v => (v && typeof v === "object") ? Object.values(v).some(n => n > 0) : v > 0;
-  card("check.duplicates", [h("div", {class: "big"}, perSplit(c.duplicates))], anyOf(c.duplicates));
-  card("check.leakage", [h("div", {class: "big"}, perSplit(c.leakage))], anyOf(c.leakage));
-  card("check.conflicts", [h("div", {class: "big"}, String(c.label_conflicts ?? 0)), h("div", {class: "hint"}, t("check.conflicts_text"))],
-       c.label_conflicts > 0);
+  // A task that does not count these (sft) leaves them out: no card, rather than a zero it never measured.
+  if ("duplicates" in c) card("check.duplicates", [h("div", {class: "big"}, perSplit(c.duplicates))], anyOf(c.duplicates));
+  if ("leakage" in c) card("check.leakage", [h("div", {class: "big"}, perSplit(c.leakage))], anyOf(c.leakage));
+  if ("label_conflicts" in c) card("check.conflicts", [h("div", {class: "big"}, String(c.label_conflicts)),
+    h("div", {class: "hint"}, t("check.conflicts_text"))], c.label_conflicts > 0);
   if (typeof c.unknown_token_rate === "number") card("check.unknown", [h("div", {class: "big"}, `${(c.unknown_token_rate * 100).toFixed(2)}%`),
     h("div", {class: "hint"}, t("check.unknown_text"))], c.unknown_token_rate > 0.05);
   if (c.lengths) {
