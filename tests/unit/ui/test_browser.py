@@ -141,7 +141,7 @@ def test_a_first_hour_in_the_browser(ui, browser, tiny_bert, tmp_path):
     page.click("#tab-try")
     page.fill("#try-text", "the film was good")
     page.click("#predict-button")
-    page.wait_for_selector(".predicted-label")
+    page.wait_for_selector(".predicted-label", timeout=120_000)  # loads the model first
     assert page.inner_text(".predicted-label") in ("pos", "neg")
     assert page.locator("#attribution .token").count() > 0
     shot("5-try")

@@ -1,7 +1,7 @@
 // The lmtune UI: one page per step, all state in `state.values` (the config keys the user set, in the config's
 // nested shape). The server turns that dict into YAML, a command and a run; the page never builds either itself.
 const state = {values: {task: {name: "classification"}}, meta: null, form: null, files: [], runs: [], jobs: [],
-               selectedJob: null, columns: [], page: "data", preview: null, check: null};
+               selectedJob: null, columns: [], page: "data", preview: null, check: null, tryRun: null};
 const $ = id => document.getElementById(id);
 
 function h(tag, attrs = {}, ...children) {
@@ -345,6 +345,10 @@ async function deleteRun(name) {
 // One text box per input the run's task reads (text; a second text for pairs; question and context for QA).
 function chooseTryRun() {
   const run = state.runs.find(r => r.name === $("try-run").value);
+  // The run list refreshes whenever the page opens: only a different run resets the boxes and the answer
+  // (a refresh landing after a prediction wiped it).
+  if ((run && run.name) === state.tryRun) return;
+  state.tryRun = run && run.name;
   const decoder = run && run.kind === "decoder";
   $("chat-box").hidden = !decoder;
   $("try-classify").hidden = decoder;
@@ -447,6 +451,7 @@ async function start() {
     showPreview();
     if (state.check) $("checks").replaceChildren(...checkCards(state.check));
     $("validation-select").options[0].textContent = t("data.none");
+    for (const box of document.querySelectorAll("#try-inputs textarea")) box.placeholder = t(`try.field.${box.dataset.field}`);
     loadForm();
     refreshJobs();
     if (state.page !== "data" && state.page !== "train") refreshRuns();
