@@ -521,9 +521,10 @@ def ui(
     import uvicorn
 
     from lmtune.ui import create_ui
+    from lmtune.ui.access import LOOPBACK
 
     api_key = _read_key(api_key_file) if api_key_file is not None else os.environ.get("LMTUNE_API_KEY") or None
-    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+    if host not in LOOPBACK and api_key is None:
         raise ConfigError(f"--host {host} would let anyone who can reach this machine train, read and delete runs; "
                           "set a key with --api-key-file FILE or LMTUNE_API_KEY (then open /?key=KEY once)")
     console.print(f"lmtune ui: http://{host}:{port}/  (runs in {runs}; Ctrl-C stops it)", highlight=False)

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Streamin
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from lmtune.config import SHORTCUTS, MethodConfig, build_config
+from lmtune.config import MethodConfig, build_config
 from lmtune.data_checks import check_data, preview
 from lmtune.errors import UserError
 from lmtune.generation.generate import Generator, Settings
@@ -72,7 +72,7 @@ def create_ui(runs: str | Path = "runs", *, data_root: str | Path = ".", api_key
 
     @app.get("/api/meta")
     def meta() -> dict:
-        return {"version": __version__, "runs": str(runs), "data_root": str(data_root), "shortcuts": SHORTCUTS,
+        return {"version": __version__, "runs": str(runs), "data_root": str(data_root),
                 "models": [m["name"] for m in list_models()],
                 "methods": list(MethodConfig.model_json_schema()["properties"]["name"]["enum"])}
 
@@ -136,7 +136,7 @@ def create_ui(runs: str | Path = "runs", *, data_root: str | Path = ".", api_key
         path = run_dir(runs, name)
         if confirm != name:
             raise HTTPException(400, f"deleting a run needs ?confirm={name}")
-        if jobs.running(name) or servers.serving(name):
+        if jobs.active_state(name) or servers.serving(name):
             raise HTTPException(409, f"run {name!r} is training or being served; stop it first")
         for key in [k for k in loaded if k[1] == name]:
             loaded.pop(key)

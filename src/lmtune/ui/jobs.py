@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmtune.config import Config, build_config, load_yaml
+from lmtune.errors import UserError
 from lmtune.io import read_jsonl, write_text
 from lmtune.recipe import selection_metric
 from lmtune.tasks import new_task
@@ -35,7 +35,6 @@ class Job:
     state: str = "queued"  # queued → running → finished | failed | stopped; stopping in between; cancelled
     process: subprocess.Popen | None = None
     returncode: int | None = None
-    created: float = field(default_factory=time.time)
     ended_at: dict | None = None  # step and total when the process ended: a resumed run's log moves on
 
 
@@ -64,7 +63,7 @@ class JobQueue:
     def resume(self, name: str) -> Job:
         """Queue the stopped run `name` to continue from its last checkpoint."""
         if self._active(name):
-            raise ValueError(f"run {name!r} is already queued or running")
+            raise UserError(f"run {name!r} is already queued or running")
         return self._queue(next(self.ids), name, ["train", "--resume", "--name", name, "--output-dir", str(self.runs)])
 
     def stop(self, job_id: int) -> Job:
@@ -78,8 +77,10 @@ class JobQueue:
                 job.process.send_signal(signal.SIGTERM)
             return job
 
-    def running(self, name: str) -> bool:
-        return self._active(name) is not None
+    def active_state(self, name: str) -> str | None:
+        """queued, running or stopping while a job of run `name` is; None otherwise (no log read, unlike status)."""
+        job = self._active(name)
+        return job.state if job else None
 
     def status(self) -> list[dict]:
         with self.wake:

@@ -28,12 +28,11 @@ def run_dir(runs: Path, name: str) -> Path:
 
 def list_runs(runs: Path, jobs: JobQueue) -> list[dict]:
     found = []
-    active = {j["name"]: j["state"] for j in jobs.status() if j["state"] in ("queued", "running", "stopping")}
     for path in sorted(runs.glob("*/config.yaml"), key=lambda p: -p.stat().st_mtime):
         folder, config = path.parent, load_yaml(path)  # config.yaml only: a run's predictions may be large
         finished = (folder / "metrics.json").exists()
-        state = active.get(folder.name) or ("finished" if finished else "stopped" if (folder / "checkpoints").is_dir()
-                                            else "incomplete")
+        stopped = (folder / "checkpoints").is_dir()
+        state = jobs.active_state(folder.name) or ("finished" if finished else "stopped" if stopped else "incomplete")
         task = config.get("task", {}).get("name", "")
         pairs = config.get("data", {}).get("text_pair_column") is not None
         # What the Try page asks for: the task's input fields, a second text only where the run read pairs, and

@@ -19,7 +19,6 @@ from lmtune.tasks import TASKS, task_class
 
 SECTIONS: dict[str, type[BaseModel]] = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
                                         "train": TrainConfig}
-TOP_LEVEL = ("name", "output_dir")  # Config's own keys; the UI's --runs folder decides output_dir
 FLAGS = {dotted: flag for flag, dotted in SHORTCUTS.items()}
 
 
@@ -27,7 +26,8 @@ def form(task: str) -> dict:
     """{"tasks": [...], "sections": [{"name", "fields": [field, ...]}]}: every key the config accepts for this
     task, each {"key" (dotted), "kind", "default", "help", "choices", "nullable"}."""
     task_settings = task_class(task).Settings
-    sections = [{"name": "run", "fields": [_field(Config, key, key) for key in TOP_LEVEL if key != "output_dir"]},
+    # Of Config's own keys only the name: the UI's --runs folder is the output_dir.
+    sections = [{"name": "run", "fields": [_field(Config, "name", "name")]},
                 {"name": "task", "fields": [_field(task_settings, f"task.{key}", key)
                                             for key in task_settings.model_fields if key != "name"]}]
     sections += [{"name": name, "fields": [_field(model, f"{name}.{key}", key) for key in model.model_fields]}
@@ -42,12 +42,8 @@ def _field(model: type[BaseModel], dotted: str, key: str) -> dict:
     kinds = [o.get("type") for o in options if o.get("type") != "null"]
     choices = [v for o in options for v in o.get("enum", ())] or ([o["const"] for o in options if "const" in o])
     kind = "choice" if choices and len(kinds) <= 1 else kinds[0] if len(kinds) == 1 else "text"
-    return {"key": dotted, "kind": kind or "text", "default": _json(info.default), "help": info.description or "",
+    return {"key": dotted, "kind": kind or "text", "default": info.default, "help": info.description or "",
             "choices": choices, "nullable": any(o.get("type") == "null" for o in options)}
-
-
-def _json(value: Any) -> Any:
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def as_yaml(values: dict) -> str:
